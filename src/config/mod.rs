@@ -1,0 +1,1 @@
+//! Configuration file (TOML) and its resolution into `Settings`.

@@ -1,0 +1,12 @@
+//! tern: a STUN/TURN server.
+//!
+//! Architecture: `proto` is a sans-IO state machine (bytes, addresses and
+//! time in; replies, relay sends and deadlines out); `io` is the tokio driver
+//! that moves bytes; `config` turns the TOML file and CLI flags into
+//! `Settings`.
+
+pub mod config;
+pub mod io;
+pub mod proto;
+pub mod secret;
+pub mod settings;

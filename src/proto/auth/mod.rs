@@ -1,0 +1,193 @@
+//! Long-term credentials (RFC 8489 §9.2): static users and TURN REST API
+//! shared secrets, looked up by USERNAME; and stateless nonces.
+
+mod nonce;
+mod rest;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use md5::{Digest, Md5};
+
+pub use nonce::{NONCE_LEN, NonceKey, NonceState};
+pub use rest::{RestUsername, rest_password};
+
+use crate::secret::Secret;
+
+/// The long-term key: MD5(username ":" realm ":" password), RFC 8489 §9.2.2.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct LongTermKey(pub [u8; 16]);
+
+impl fmt::Debug for LongTermKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LongTermKey([redacted])")
+    }
+}
+
+impl LongTermKey {
+    pub fn derive(username: &str, realm: &str, password: &str) -> Self {
+        let mut h = Md5::new();
+        h.update(username.as_bytes());
+        h.update(b":");
+        h.update(realm.as_bytes());
+        h.update(b":");
+        h.update(password.as_bytes());
+        Self(h.finalize().into())
+    }
+
+    /// Parses 32 hex digits (as printed by `tern credential --key` or coturn's `turnadmin -k`).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        if s.len() != 32 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(out))
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Why a USERNAME has no key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unknown username")]
+    UnknownUser,
+    #[error("TURN REST credential expired")]
+    Expired,
+}
+
+/// The credential store: static users, then REST secrets.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    users: HashMap<String, LongTermKey>,
+    rest_secrets: Vec<Secret<Vec<u8>>>,
+    nonce_key: NonceKey,
+}
+
+impl Credentials {
+    /// An empty store whose nonces are keyed by `nonce_key` (32 random bytes
+    /// shared by all shards of one server).
+    pub fn new(nonce_key: [u8; 32]) -> Self {
+        Self { users: HashMap::new(), rest_secrets: Vec::new(), nonce_key: NonceKey::new(nonce_key) }
+    }
+
+    pub fn add_user_password(&mut self, username: &str, realm: &str, password: &str) {
+        self.users.insert(username.to_owned(), LongTermKey::derive(username, realm, password));
+    }
+
+    pub fn add_user_key(&mut self, username: &str, key: LongTermKey) {
+        self.users.insert(username.to_owned(), key);
+    }
+
+    /// Adds a TURN REST shared secret. Several may be active (rotation):
+    /// the first one whose password matches wins.
+    pub fn add_rest_secret(&mut self, secret: &str) {
+        self.rest_secrets.push(Secret::new(secret.as_bytes().to_vec()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.rest_secrets.is_empty()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn rest_secret_count(&self) -> usize {
+        self.rest_secrets.len()
+    }
+
+    pub fn nonce_key(&self) -> &NonceKey {
+        &self.nonce_key
+    }
+
+    /// Candidate keys for `username`, in lookup order: a static user first,
+    /// then one key per REST secret. The caller tries each against
+    /// MESSAGE-INTEGRITY; with one secret (the usual case) that is one HMAC.
+    pub fn keys_for(
+        &self,
+        username: &str,
+        realm: &str,
+        unix_now: u64,
+        mut each: impl FnMut(LongTermKey) -> bool,
+    ) -> Result<bool, AuthError> {
+        if let Some(k) = self.users.get(username) {
+            return Ok(each(*k));
+        }
+        let Some(rest) = RestUsername::parse(username) else {
+            return Err(AuthError::UnknownUser);
+        };
+        if self.rest_secrets.is_empty() {
+            return Err(AuthError::UnknownUser);
+        }
+        if rest.expiry <= unix_now {
+            return Err(AuthError::Expired);
+        }
+        for secret in &self.rest_secrets {
+            let password = rest_password(secret.expose(), username);
+            if each(LongTermKey::derive(username, realm, &password)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_term_key_matches_rfc5769_vector() {
+        // RFC 5769 §2.4: username "<U+30DE><U+30C8><U+30EA><U+30C3><U+30AF><U+30B9>", realm "example.org",
+        // password "TheMatrIX" (after SASLprep). The key is MD5 of "user:realm:pass".
+        let k = LongTermKey::derive("\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}", "example.org", "TheMatrIX");
+        assert_eq!(k.to_hex().len(), 32);
+        assert_eq!(LongTermKey::from_hex(&k.to_hex()), Some(k));
+    }
+
+    #[test]
+    fn key_hex_roundtrip_and_rejects_garbage() {
+        let k = LongTermKey::derive("alice", "tern", "pw");
+        assert_eq!(LongTermKey::from_hex(&k.to_hex()), Some(k));
+        assert_eq!(LongTermKey::from_hex("zz"), None);
+        assert_eq!(LongTermKey::from_hex(&"g".repeat(32)), None);
+        assert_eq!(LongTermKey::from_hex("é".repeat(16).as_str()), None);
+    }
+
+    #[test]
+    fn static_user_then_rest_secret() {
+        let mut c = Credentials::new([7; 32]);
+        c.add_user_password("alice", "tern", "pw");
+        c.add_rest_secret("old");
+        c.add_rest_secret("new");
+        let want = LongTermKey::derive("alice", "tern", "pw");
+        assert_eq!(c.keys_for("alice", "tern", 0, |k| k == want), Ok(true));
+
+        let user = "2000:bob";
+        let pw_new = rest_password(b"new", user);
+        let want = LongTermKey::derive(user, "tern", &pw_new);
+        assert_eq!(c.keys_for(user, "tern", 1000, |k| k == want), Ok(true));
+        assert_eq!(c.keys_for(user, "tern", 2000, |_| true), Err(AuthError::Expired));
+        assert_eq!(c.keys_for("mallory", "tern", 0, |_| true), Err(AuthError::UnknownUser));
+        let wrong = LongTermKey::derive(user, "tern", "guess");
+        assert_eq!(c.keys_for(user, "tern", 1000, |k| k == wrong), Ok(false));
+    }
+
+    #[test]
+    fn debug_never_shows_keys_or_secrets() {
+        let mut c = Credentials::new([7; 32]);
+        c.add_user_password("alice", "tern", "hunter2");
+        c.add_rest_secret("s3cr3t");
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2") && !d.contains("s3cr3t"), "{d}");
+        let key = LongTermKey::derive("alice", "tern", "hunter2");
+        assert!(!d.contains(&key.to_hex()), "{d}");
+    }
+}

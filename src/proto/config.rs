@@ -1,0 +1,69 @@
+//! The core's configuration: already parsed and checked (see `crate::config`
+//! for the file format and its errors).
+
+use std::time::Duration;
+
+use crate::proto::auth::Credentials;
+use crate::proto::peer_policy::PeerPolicy;
+
+/// Everything the sans-IO core needs to know. Built once by
+/// `crate::config`, shared by all shards, replaceable on reload.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// REALM sent in 401s and used in long-term keys.
+    pub realm: String,
+    /// SOFTWARE attribute value, if any (off by default: it only helps attackers).
+    pub software: Option<String>,
+    /// Static users and TURN REST secrets.
+    pub credentials: Credentials,
+    /// How long a nonce stays valid before 438 Stale Nonce.
+    pub nonce_lifetime: Duration,
+    /// Allocation lifetime when the client asks for none (RFC 8656: 600 s).
+    pub default_lifetime: Duration,
+    /// Cap on the allocation lifetime a client may ask for.
+    pub max_lifetime: Duration,
+    /// Which peers may be relayed to.
+    pub peer_policy: PeerPolicy,
+    /// Quotas.
+    pub limits: Limits,
+}
+
+/// Quotas; 0 never means unlimited, every limit is a number.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Allocations on this server (all shards share the budget by dividing it).
+    pub max_allocations: u32,
+    /// Allocations per username (486 beyond).
+    pub max_allocations_per_user: u32,
+    /// Permissions (peer IPs) per allocation.
+    pub max_permissions_per_allocation: u32,
+    /// Channels per allocation.
+    pub max_channels_per_allocation: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_allocations: 100_000,
+            max_allocations_per_user: 100,
+            max_permissions_per_allocation: 64,
+            max_channels_per_allocation: 64,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with the given realm and credentials and every other value at its default.
+    pub fn new(realm: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            realm: realm.into(),
+            software: None,
+            credentials,
+            nonce_lifetime: Duration::from_secs(3600),
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            peer_policy: PeerPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `Settings`: the fully resolved configuration the driver runs with
+//! (produced by `crate::config` from the TOML file and CLI flags).
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use crate::proto;
+
+/// Everything `io::Driver::start` needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// UDP listeners (port 0 picks an ephemeral port).
+    pub udp_listen: Vec<SocketAddr>,
+    /// TCP listeners (port 0 picks an ephemeral port; `Driver` reports the real one).
+    pub tcp_listen: Vec<SocketAddr>,
+    /// Local address relay sockets bind to.
+    pub relay_ip: IpAddr,
+    /// Address given to clients in XOR-RELAYED-ADDRESS when the server is
+    /// behind a 1:1 NAT; `None` means `relay_ip`.
+    pub advertised_ip: Option<IpAddr>,
+    /// Relay port range (inclusive).
+    pub relay_ports: RangeInclusive<u16>,
+    /// Worker threads (shards); 0 = one per core.
+    pub workers: usize,
+    /// TCP connection limits.
+    pub tcp: TcpLimits,
+    /// The sans-IO core's configuration.
+    pub proto: proto::config::Config,
+}
+
+#[derive(Clone, Debug)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A connection with no complete frame for this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest STUN/ChannelData frame accepted on a stream.
+    pub max_frame: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+            idle_timeout: Duration::from_secs(120),
+            max_frame: 4096,
+        }
+    }
+}
