@@ -55,8 +55,10 @@ pub struct PeerPolicy {
     default_deny: Vec<(IpNet, &'static str)>,
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
-    /// The server's relay addresses (always allowed).
+    /// The server's relay addresses (always allowed, on relay ports).
     relay_ips: Vec<IpAddr>,
+    /// The relay port range: on the server's own addresses only these ports are peers.
+    relay_ports: (u16, u16),
 }
 
 impl Default for PeerPolicy {
@@ -72,7 +74,7 @@ impl PeerPolicy {
             // invariant: the table above holds valid CIDRs (tested).
             .map(|(net, what)| (net.parse().expect("valid CIDR"), *what))
             .collect();
-        Self { default_deny, allow, deny, relay_ips: Vec::new() }
+        Self { default_deny, allow, deny, relay_ips: Vec::new(), relay_ports: (0, 65535) }
     }
 
     /// Adds one of the server's own relay addresses, which is always allowed.
@@ -81,6 +83,27 @@ impl PeerPolicy {
         if !self.relay_ips.contains(&ip) {
             self.relay_ips.push(ip);
         }
+    }
+
+    /// Sets the relay port range; other ports of the server's own relay
+    /// addresses (its listeners, say) are not peers.
+    pub fn set_relay_ports(&mut self, low: u16, high: u16) {
+        self.relay_ports = (low, high);
+    }
+
+    /// Decides whether the transport address `addr` may be a peer: as
+    /// [`PeerPolicy::check`], but on the server's own relay addresses only
+    /// the relay ports are allowed (no relaying into its own listeners).
+    pub fn check_addr(&self, addr: std::net::SocketAddr) -> Result<(), Deny> {
+        let ip = canonical(addr.ip());
+        if self.relay_ips.contains(&ip) {
+            let (lo, hi) = self.relay_ports;
+            if (lo..=hi).contains(&addr.port()) {
+                return Ok(());
+            }
+            return Err(Deny::Default("the server's own address outside the relay ports"));
+        }
+        self.check(ip)
     }
 
     /// Decides whether `ip` may be a peer. Order: the server's relay
@@ -168,5 +191,8 @@ mod tests {
         assert_eq!(p.check(ip("127.0.0.1")), Ok(()));
         assert_eq!(p.check(ip("::ffff:127.0.0.1")), Ok(()));
         assert!(p.check(ip("127.0.0.2")).is_err());
+        p.set_relay_ports(50000, 50010);
+        assert_eq!(p.check_addr("127.0.0.1:50005".parse().unwrap()), Ok(()));
+        assert!(p.check_addr("127.0.0.1:3478".parse().unwrap()).is_err());
     }
 }
