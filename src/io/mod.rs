@@ -63,30 +63,40 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     if let Some(ip) = settings.advertised_ip {
         proto.peer_policy.add_relay_ip(ip);
     }
-    proto.peer_policy.set_relay_ports(*settings.relay_ports.start(), *settings.relay_ports.end());
+    proto
+        .peer_policy
+        .set_relay_ports(*settings.relay_ports.start(), *settings.relay_ports.end());
     proto.relay_ipv4 = settings.relay_ip.is_ipv4();
     proto.relay_ipv6 = settings.relay_ip.is_ipv6();
     proto.limits.max_allocations = proto.limits.max_allocations.max(1);
     let proto = Arc::new(proto);
     let quota = Arc::new(QuotaLedger::new());
-    let limits = Arc::new(tcp::ConnLimits::new(settings.tcp.max_connections, settings.tcp.max_connections_per_ip));
+    let limits = Arc::new(tcp::ConnLimits::new(
+        settings.tcp.max_connections,
+        settings.tcp.max_connections_per_ip,
+    ));
 
     // Listeners: the first worker's socket fixes the port (port 0 becomes a
     // real one), the others join it with SO_REUSEPORT. A TCP listener on the
     // same address as a UDP one takes the UDP port when it can.
     let mut udp_addrs = Vec::new();
-    let mut per_worker_udp: Vec<Vec<(std::net::UdpSocket, SocketAddr)>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker_udp: Vec<Vec<(std::net::UdpSocket, SocketAddr)>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for addr in &settings.udp_listen {
         let first = sockets::udp_listener(*addr).map_err(|e| with_addr(e, "UDP", *addr))?;
         let real = first.local_addr()?;
         per_worker_udp[0].push((first, real));
         for w in per_worker_udp.iter_mut().skip(1) {
-            w.push((sockets::udp_listener(real).map_err(|e| with_addr(e, "UDP", real))?, real));
+            w.push((
+                sockets::udp_listener(real).map_err(|e| with_addr(e, "UDP", real))?,
+                real,
+            ));
         }
         udp_addrs.push(real);
     }
     let mut tcp_addrs = Vec::new();
-    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr)>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr)>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for addr in &settings.tcp_listen {
         let mut want = *addr;
         if want.port() == 0
@@ -96,13 +106,18 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         }
         let first = match sockets::tcp_listener(want) {
             Ok(s) => s,
-            Err(_) if want != *addr => sockets::tcp_listener(*addr).map_err(|e| with_addr(e, "TCP", *addr))?,
+            Err(_) if want != *addr => {
+                sockets::tcp_listener(*addr).map_err(|e| with_addr(e, "TCP", *addr))?
+            }
             Err(e) => return Err(with_addr(e, "TCP", *addr)),
         };
         let real = first.local_addr()?;
         per_worker_tcp[0].push((first, real));
         for w in per_worker_tcp.iter_mut().skip(1) {
-            w.push((sockets::tcp_listener(real).map_err(|e| with_addr(e, "TCP", real))?, real));
+            w.push((
+                sockets::tcp_listener(real).map_err(|e| with_addr(e, "TCP", real))?,
+                real,
+            ));
         }
         tcp_addrs.push(real);
     }
@@ -115,7 +130,8 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         let poll = mio::Poll::new()?;
         wakers.push(worker::waker(&poll)?);
         let server = Server::new(Arc::clone(&proto), Arc::clone(&quota));
-        let seed = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+        let seed =
+            (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
         let w = worker::Worker::new(
             poll,
             server,
@@ -126,9 +142,19 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
             Arc::clone(&shutdown),
             seed,
         )?;
-        threads.push(std::thread::Builder::new().name(format!("tern-worker-{i}")).spawn(move || w.run())?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("tern-worker-{i}"))
+                .spawn(move || w.run())?,
+        );
     }
-    Ok(Handle { udp: udp_addrs, tcp: tcp_addrs, shutdown, wakers, threads })
+    Ok(Handle {
+        udp: udp_addrs,
+        tcp: tcp_addrs,
+        shutdown,
+        wakers,
+        threads,
+    })
 }
 
 fn with_addr(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {

@@ -13,7 +13,11 @@ use crate::proto::turn::PortRequest;
 const LISTENER_BUFFER: usize = 4 << 20;
 
 fn domain(addr: SocketAddr) -> Domain {
-    if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 }
+    if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    }
 }
 
 /// A UDP listener sharing its address with the other workers' listeners.
@@ -70,7 +74,9 @@ pub(crate) fn relay_socket(
     let start = seed % span;
     for i in 0..MAX_TRIES.min(span) {
         let port = lo + (start + i * 7919) % span; // a prime stride spreads the probes
-        let Ok(port) = u16::try_from(port) else { continue };
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
         match req {
             PortRequest::Any | PortRequest::Reserved(_) => {
                 if let Ok(s) = bind_udp(ip, port) {
@@ -78,7 +84,10 @@ pub(crate) fn relay_socket(
                 }
             }
             PortRequest::Even { reserve_next } => {
-                if port % 2 != 0 || (reserve_next && port == u16::MAX) || (reserve_next && u64::from(port) + 1 > hi) {
+                if port % 2 != 0
+                    || (reserve_next && port == u16::MAX)
+                    || (reserve_next && u64::from(port) + 1 > hi)
+                {
                     continue;
                 }
                 let Ok(s) = bind_udp(ip, port) else { continue };
@@ -91,5 +100,8 @@ pub(crate) fn relay_socket(
             }
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free relay port in range"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free relay port in range",
+    ))
 }

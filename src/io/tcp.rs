@@ -27,7 +27,11 @@ pub(crate) struct ConnLimits {
 
 impl ConnLimits {
     pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Self {
-        Self { max_total, max_per_ip, inner: Mutex::new((0, HashMap::new())) }
+        Self {
+            max_total,
+            max_per_ip,
+            inner: Mutex::new((0, HashMap::new())),
+        }
     }
 
     pub(crate) fn admit(&self, ip: IpAddr) -> bool {
@@ -78,7 +82,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, client: SocketAddr, local: SocketAddr, max_frame: usize) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        client: SocketAddr,
+        local: SocketAddr,
+        max_frame: usize,
+    ) -> Self {
         let _ = stream.set_nodelay(true);
         Self {
             stream,
@@ -93,7 +102,11 @@ impl Conn {
     }
 
     pub(crate) fn five(&self) -> FiveTuple {
-        FiveTuple { client: self.client, server: self.local, transport: Transport::Tcp }
+        FiveTuple {
+            client: self.client,
+            server: self.local,
+            transport: Transport::Tcp,
+        }
     }
 
     pub(crate) fn last_frame(&self) -> Instant {
@@ -164,7 +177,11 @@ impl Conn {
         let want = !self.wbuf.is_empty();
         if want != self.wants_write {
             self.wants_write = want;
-            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
             if r.reregister(&mut self.stream, t, interest).is_err() {
                 return false;
             }

@@ -17,8 +17,8 @@ use super::clock;
 use super::sockets;
 use super::tcp::{Conn, ConnLimits, ReadState};
 use crate::proto::turn::{
-    ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound, RelayId, Server, TAILROOM,
-    Transport,
+    ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
+    RelayId, Server, TAILROOM, Transport,
 };
 use crate::settings::Settings;
 
@@ -72,13 +72,15 @@ impl Worker {
         let mut udp_socks = Vec::new();
         for (i, (s, addr)) in udp.into_iter().enumerate() {
             let mut s = UdpSocket::from_std(s);
-            poll.registry().register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+            poll.registry()
+                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
             udp_socks.push((s, addr));
         }
         let mut tcp_socks = Vec::new();
         for (i, (s, addr)) in tcp.into_iter().enumerate() {
             let mut s = TcpListener::from_std(s);
-            poll.registry().register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
+            poll.registry()
+                .register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
             tcp_socks.push((s, addr));
         }
         Ok(Self {
@@ -104,7 +106,10 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         while !self.shutdown.load(Ordering::Relaxed) {
             let now = Instant::now();
-            let deadline = self.server.poll_timeout().map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
+            let deadline = self
+                .server
+                .poll_timeout()
+                .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
             let timeout = deadline.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -120,7 +125,11 @@ impl Worker {
                 } else if t >= RELAY_BASE {
                     self.relay_readable(t - RELAY_BASE);
                 } else if t >= CONN_BASE {
-                    self.conn_event(t - CONN_BASE, ev.is_readable() || ev.is_read_closed(), ev.is_writable());
+                    self.conn_event(
+                        t - CONN_BASE,
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                    );
                 } else if t >= TCP_LISTEN_BASE {
                     self.accept(t - TCP_LISTEN_BASE);
                 } else {
@@ -170,7 +179,8 @@ impl Worker {
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "cannot bind a relay socket; answering 508");
                 }
-                self.server.handle_relay_bound(now, relay, result.map_err(|_| ()));
+                self.server
+                    .handle_relay_bound(now, relay, result.map_err(|_| ()));
             }
             Command::ReleaseRelay { relay } => {
                 if let Some(slot) = self.relays.get_mut(relay.slot as usize)
@@ -186,15 +196,29 @@ impl Worker {
         }
     }
 
-    fn bind_relay(&mut self, relay: RelayId, ipv6: bool, port: PortRequest) -> io::Result<RelayBound> {
+    fn bind_relay(
+        &mut self,
+        relay: RelayId,
+        ipv6: bool,
+        port: PortRequest,
+    ) -> io::Result<RelayBound> {
         let s = &self.settings;
         if ipv6 != s.relay_ip.is_ipv6() {
-            return Err(io::Error::new(ErrorKind::Unsupported, "relay address family not configured"));
+            return Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "relay address family not configured",
+            ));
         }
-        self.seed = self.seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let (sock, reserved) = match port {
             PortRequest::Reserved(p) => {
-                let s = self.reserved.remove(&p).ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
+                let s = self
+                    .reserved
+                    .remove(&p)
+                    .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
                 (s, None)
             }
             req => sockets::relay_socket(s.relay_ip, &s.relay_ports, req, self.seed >> 16)?,
@@ -210,17 +234,24 @@ impl Worker {
         };
         let mut sock = UdpSocket::from_std(sock);
         let slot = relay.slot as usize;
-        self.poll.registry().register(&mut sock, Token(RELAY_BASE + slot), Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut sock, Token(RELAY_BASE + slot), Interest::READABLE)?;
         if self.relays.len() <= slot {
             self.relays.resize_with(slot + 1, || None);
         }
         self.relays[slot] = Some(RelaySock { id: relay, sock });
         let ip = s.advertised_ip.unwrap_or(s.relay_ip);
-        Ok(RelayBound { addr: SocketAddr::new(ip, local.port()), reserved_port })
+        Ok(RelayBound {
+            addr: SocketAddr::new(ip, local.port()),
+            reserved_port,
+        })
     }
 
     fn udp_readable(&mut self, i: usize) {
-        let Some(&(_, local)) = self.udp.get(i) else { return };
+        let Some(&(_, local)) = self.udp.get(i) else {
+            return;
+        };
         loop {
             let (n, from) = match self.udp[i].0.recv_from(&mut self.buf) {
                 Ok(r) => r,
@@ -229,8 +260,14 @@ impl Worker {
                 // ICMP errors surface as ECONNREFUSED and the like: not fatal.
                 Err(_) => continue,
             };
-            let five = FiveTuple { client: from, server: local, transport: Transport::Udp };
-            let action = self.server.handle_client(clock::now(), five, &self.buf[..n]);
+            let five = FiveTuple {
+                client: from,
+                server: local,
+                transport: Transport::Udp,
+            };
+            let action = self
+                .server
+                .handle_client(clock::now(), five, &self.buf[..n]);
             self.client_action(action, None);
             self.drain();
         }
@@ -239,7 +276,12 @@ impl Worker {
     /// Relays to a peer; `frame` is where the bytes are when they did not
     /// come from `self.buf` (a TCP connection's buffer).
     fn client_action(&mut self, action: ClientAction, frame: Option<&[u8]>) {
-        if let ClientAction::RelayToPeer { relay, peer, payload } = action {
+        if let ClientAction::RelayToPeer {
+            relay,
+            peer,
+            payload,
+        } = action
+        {
             let bytes = match frame {
                 Some(f) => f.get(payload),
                 None => self.buf.get(payload),
@@ -255,7 +297,9 @@ impl Worker {
 
     fn relay_readable(&mut self, slot: usize) {
         loop {
-            let Some(Some(r)) = self.relays.get(slot) else { return };
+            let Some(Some(r)) = self.relays.get(slot) else {
+                return;
+            };
             let id = r.id;
             let end = self.buf.len() - TAILROOM;
             let (n, peer) = match r.sock.recv_from(&mut self.buf[HEADROOM..end]) {
@@ -265,7 +309,10 @@ impl Worker {
                 Err(_) => continue,
             };
             let now = Instant::now();
-            match self.server.handle_peer(now, id, peer, &mut self.buf, HEADROOM..HEADROOM + n) {
+            match self
+                .server
+                .handle_peer(now, id, peer, &mut self.buf, HEADROOM..HEADROOM + n)
+            {
                 PeerAction::Forward { to, bytes } => {
                     let buf = std::mem::take(&mut self.buf);
                     if let Some(b) = buf.get(bytes) {
@@ -301,7 +348,9 @@ impl Worker {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some((l, local)) = self.tcp_listeners.get(i) else { return };
+            let Some((l, local)) = self.tcp_listeners.get(i) else {
+                return;
+            };
             let local = *local;
             let (stream, from) = match l.accept() {
                 Ok(x) => x,
@@ -346,14 +395,19 @@ impl Worker {
             return;
         }
         loop {
-            let Some(Some(conn)) = self.conns.get_mut(i) else { return };
+            let Some(Some(conn)) = self.conns.get_mut(i) else {
+                return;
+            };
             let five = conn.five();
             let mut rbuf = conn.take_rbuf();
             let read = conn.read_into(&mut rbuf);
             let mut consumed = 0;
             let mut fatal = read.is_err();
             while !fatal {
-                match crate::proto::framing::frame_len(&rbuf[consumed..], self.settings.tcp.max_frame) {
+                match crate::proto::framing::frame_len(
+                    &rbuf[consumed..],
+                    self.settings.tcp.max_frame,
+                ) {
                     Ok(Some(len)) if rbuf.len() - consumed >= len => {
                         let frame = &rbuf[consumed..consumed + len];
                         let action = self.server.handle_client(clock::now(), five, frame);
@@ -382,7 +436,9 @@ impl Worker {
     }
 
     fn close_conn(&mut self, i: usize) {
-        let Some(slot) = self.conns.get_mut(i) else { return };
+        let Some(slot) = self.conns.get_mut(i) else {
+            return;
+        };
         let Some(mut c) = slot.take() else { return };
         let _ = c.deregister(self.poll.registry());
         let five = c.five();
@@ -399,7 +455,11 @@ impl Worker {
             .conns
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().filter(|c| now.duration_since(c.last_frame()) > idle).map(|_| i))
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| now.duration_since(c.last_frame()) > idle)
+                    .map(|_| i)
+            })
             .collect();
         for i in stale {
             tracing::debug!("closing idle TCP connection");
@@ -410,17 +470,35 @@ impl Worker {
 
 fn log_event(ev: &Event) {
     match ev {
-        Event::AllocationCreated { client, relay, username, lifetime } => tracing::info!(
+        Event::AllocationCreated {
+            client,
+            relay,
+            username,
+            lifetime,
+        } => tracing::info!(
             client = %client.client, transport = ?client.transport, %relay, username = %username,
             lifetime_s = lifetime.as_secs(), "allocation created"
         ),
-        Event::AllocationEnded { client, relay, username, reason } => {
+        Event::AllocationEnded {
+            client,
+            relay,
+            username,
+            reason,
+        } => {
             tracing::info!(client = %client.client, %relay, username = %username, ?reason, "allocation ended")
         }
-        Event::PeerDenied { client, peer, reason } => {
+        Event::PeerDenied {
+            client,
+            peer,
+            reason,
+        } => {
             tracing::debug!(client = %client.client, %peer, %reason, "peer refused (403)")
         }
-        Event::AuthFailed { client, username, reason } => {
+        Event::AuthFailed {
+            client,
+            username,
+            reason,
+        } => {
             tracing::debug!(client = %client.client, username = %username, %reason, "authentication failed (401)")
         }
     }

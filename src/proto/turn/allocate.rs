@@ -7,7 +7,10 @@ use std::time::Duration;
 use super::allocation::Allocation;
 use super::quota::QuotaError;
 use super::request::{Authed, ErrExtra, Req};
-use super::{Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound, RelayId, Server, TimerKey};
+use super::{
+    Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
+    RelayId, Server, TimerKey,
+};
 use crate::proto::stun::{AttrType, Class, Message, decode_u32};
 use crate::proto::time::Now;
 
@@ -26,7 +29,11 @@ impl Server {
         }
         let d = requested.min(c.max_lifetime);
         // RFC 8656 §7.2: an Allocate never gets less than the default.
-        Ok(if allocate { d.max(c.default_lifetime.min(c.max_lifetime)) } else { d })
+        Ok(if allocate {
+            d.max(c.default_lifetime.min(c.max_lifetime))
+        } else {
+            d
+        })
     }
 
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
@@ -69,7 +76,9 @@ impl Server {
         };
         let port = match (even, token) {
             (Some(v), None) => match v.first() {
-                Some(b) => PortRequest::Even { reserve_next: b & 0x80 != 0 },
+                Some(b) => PortRequest::Even {
+                    reserve_next: b & 0x80 != 0,
+                },
                 None => return self.error(now, req, 400, ErrExtra::None, key),
             },
             (None, Some(t)) => {
@@ -78,7 +87,8 @@ impl Server {
                 };
                 match self.reservations.remove(&u64::from_be_bytes(t)) {
                     Some((port, at)) => {
-                        self.timers.remove(&(at, TimerKey::Reservation(u64::from_be_bytes(t))));
+                        self.timers
+                            .remove(&(at, TimerKey::Reservation(u64::from_be_bytes(t))));
                         PortRequest::Reserved(port)
                     }
                     None => return self.error(now, req, 508, ErrExtra::None, key),
@@ -87,7 +97,11 @@ impl Server {
             _ => PortRequest::Any,
         };
         let limits = &self.config.limits;
-        match self.quota.acquire(&auth.username, limits.max_allocations, limits.max_allocations_per_user) {
+        match self.quota.acquire(
+            &auth.username,
+            limits.max_allocations,
+            limits.max_allocations_per_user,
+        ) {
             Ok(()) => {}
             Err(QuotaError::User) => return self.error(now, req, 486, ErrExtra::None, key),
             Err(QuotaError::Total) => return self.error(now, req, 508, ErrExtra::None, key),
@@ -95,9 +109,16 @@ impl Server {
         let relay = self.slab.reserve();
         self.pending.insert(
             relay,
-            PendingAllocate { five: req.from, tid: req.tid, username: auth.username, key: auth.key, lifetime },
+            PendingAllocate {
+                five: req.from,
+                tid: req.tid,
+                username: auth.username,
+                key: auth.key,
+                lifetime,
+            },
         );
-        self.commands.push_back(Command::BindRelay { relay, ipv6, port });
+        self.commands
+            .push_back(Command::BindRelay { relay, ipv6, port });
     }
 
     /// The driver's answer to [`Command::BindRelay`]: completes the Allocate
@@ -107,12 +128,17 @@ impl Server {
             if let Ok(b) = result {
                 self.commands.push_back(Command::ReleaseRelay { relay });
                 if let Some(port) = b.reserved_port {
-                    self.commands.push_back(Command::ReleaseReservation { port });
+                    self.commands
+                        .push_back(Command::ReleaseReservation { port });
                 }
             }
             return;
         };
-        let req = Req { from: p.five, method: crate::proto::stun::Method::ALLOCATE, tid: p.tid };
+        let req = Req {
+            from: p.five,
+            method: crate::proto::stun::Method::ALLOCATE,
+            tid: p.tid,
+        };
         let bound = match result {
             Ok(b) => b,
             Err(()) => {
@@ -127,7 +153,8 @@ impl Server {
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
         self.by_client.insert(p.five, relay);
-        self.timers.insert((expires_at, TimerKey::Allocation(relay)));
+        self.timers
+            .insert((expires_at, TimerKey::Allocation(relay)));
         let token = bound.reserved_port.map(|port| {
             self.token_counter += 1;
             let t = std::collections::hash_map::RandomState::new().hash_one(self.token_counter);

@@ -58,15 +58,29 @@ pub struct Allocation {
 }
 
 impl Allocation {
-    pub(super) fn new(five: FiveTuple, relay_addr: SocketAddr, username: String, expires_at: Instant) -> Self {
-        Self { five, relay_addr, username, expires_at, permissions: Vec::new(), channels: Vec::new() }
+    pub(super) fn new(
+        five: FiveTuple,
+        relay_addr: SocketAddr,
+        username: String,
+        expires_at: Instant,
+    ) -> Self {
+        Self {
+            five,
+            relay_addr,
+            username,
+            expires_at,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+        }
     }
 
     /// Is there a live permission for `ip`? (RFC 8656 §9: permissions match IP only.)
     #[inline]
     pub fn has_permission(&self, ip: IpAddr, now: Instant) -> bool {
         let ip = canonical(ip);
-        self.permissions.iter().any(|p| p.ip == ip && p.expires_at > now)
+        self.permissions
+            .iter()
+            .any(|p| p.ip == ip && p.expires_at > now)
     }
 
     /// Installs or refreshes a permission; false if the quota is full.
@@ -86,22 +100,41 @@ impl Allocation {
     }
 
     /// Room for one more permission for `ip` (already present, or under quota)?
-    pub(super) fn permission_fits(&self, ip: IpAddr, now: Instant, max: usize, extra: usize) -> bool {
+    pub(super) fn permission_fits(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        max: usize,
+        extra: usize,
+    ) -> bool {
         let ip = canonical(ip);
-        let live = self.permissions.iter().filter(|p| p.expires_at > now).count();
-        self.permissions.iter().any(|p| p.ip == ip && p.expires_at > now) || live + extra < max
+        let live = self
+            .permissions
+            .iter()
+            .filter(|p| p.expires_at > now)
+            .count();
+        self.permissions
+            .iter()
+            .any(|p| p.ip == ip && p.expires_at > now)
+            || live + extra < max
     }
 
     /// The live channel bound to `number`.
     #[inline]
     pub fn channel_peer(&self, number: ChannelNumber, now: Instant) -> Option<SocketAddr> {
-        self.channels.iter().find(|c| c.number == number && c.expires_at > now).map(|c| c.peer)
+        self.channels
+            .iter()
+            .find(|c| c.number == number && c.expires_at > now)
+            .map(|c| c.peer)
     }
 
     /// The live channel bound to `peer`.
     #[inline]
     pub fn peer_channel(&self, peer: SocketAddr, now: Instant) -> Option<ChannelNumber> {
-        self.channels.iter().find(|c| c.peer == peer && c.expires_at > now).map(|c| c.number)
+        self.channels
+            .iter()
+            .find(|c| c.peer == peer && c.expires_at > now)
+            .map(|c| c.number)
     }
 
     pub fn channel_count(&self) -> usize {
@@ -114,7 +147,12 @@ impl Allocation {
 
     /// RFC 8656 §11.2 rebinding rules, counting bindings in cooldown as held.
     /// Ok(true) if it refreshes an existing binding, Ok(false) if it is new.
-    pub(super) fn check_channel_bind(&self, number: ChannelNumber, peer: SocketAddr, now: Instant) -> Result<bool, &'static str> {
+    pub(super) fn check_channel_bind(
+        &self,
+        number: ChannelNumber,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<bool, &'static str> {
         let held = |c: &Channel| c.expires_at + CHANNEL_COOLDOWN > now;
         for c in self.channels.iter().filter(|c| held(c)) {
             if c.number == number && c.peer != peer {
@@ -131,18 +169,26 @@ impl Allocation {
     }
 
     pub(super) fn bind_channel(&mut self, number: ChannelNumber, peer: SocketAddr, now: Instant) {
-        self.channels.retain(|c| c.expires_at + CHANNEL_COOLDOWN > now);
+        self.channels
+            .retain(|c| c.expires_at + CHANNEL_COOLDOWN > now);
         let expires_at = now + CHANNEL_LIFETIME;
         if let Some(c) = self.channels.iter_mut().find(|c| c.number == number) {
             c.expires_at = expires_at;
         } else {
-            self.channels.push(Channel { number, peer, expires_at });
+            self.channels.push(Channel {
+                number,
+                peer,
+                expires_at,
+            });
         }
     }
 
     /// Channels held (live or cooling down) at `now`.
     pub(super) fn held_channels(&self, now: Instant) -> usize {
-        self.channels.iter().filter(|c| c.expires_at + CHANNEL_COOLDOWN > now).count()
+        self.channels
+            .iter()
+            .filter(|c| c.expires_at + CHANNEL_COOLDOWN > now)
+            .count()
     }
 }
 
@@ -175,7 +221,10 @@ impl Slab {
         let s = &mut self.slots[slot as usize];
         s.generation = s.generation.wrapping_add(1);
         s.reserved = true;
-        RelayId { slot, generation: s.generation }
+        RelayId {
+            slot,
+            generation: s.generation,
+        }
     }
 
     /// Fills a reserved slot.

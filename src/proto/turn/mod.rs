@@ -74,7 +74,11 @@ pub enum PortRequest {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Command {
     /// Bind a UDP relay socket and answer with [`Server::handle_relay_bound`].
-    BindRelay { relay: RelayId, ipv6: bool, port: PortRequest },
+    BindRelay {
+        relay: RelayId,
+        ipv6: bool,
+        port: PortRequest,
+    },
     /// Close the relay socket of an allocation that ended.
     ReleaseRelay { relay: RelayId },
     /// Close a reserved port nobody claimed.
@@ -100,10 +104,28 @@ pub struct Transmit {
 /// Things worth a log line or a metric.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
-    AllocationCreated { client: FiveTuple, relay: SocketAddr, username: String, lifetime: Duration },
-    AllocationEnded { client: FiveTuple, relay: SocketAddr, username: String, reason: EndReason },
-    PeerDenied { client: FiveTuple, peer: std::net::IpAddr, reason: String },
-    AuthFailed { client: FiveTuple, username: String, reason: &'static str },
+    AllocationCreated {
+        client: FiveTuple,
+        relay: SocketAddr,
+        username: String,
+        lifetime: Duration,
+    },
+    AllocationEnded {
+        client: FiveTuple,
+        relay: SocketAddr,
+        username: String,
+        reason: EndReason,
+    },
+    PeerDenied {
+        client: FiveTuple,
+        peer: std::net::IpAddr,
+        reason: String,
+    },
+    AuthFailed {
+        client: FiveTuple,
+        username: String,
+        reason: &'static str,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -242,7 +264,8 @@ impl Server {
                 }
                 TimerKey::Reservation(token) => {
                     if let Some((port, _)) = self.reservations.remove(&token) {
-                        self.commands.push_back(Command::ReleaseReservation { port });
+                        self.commands
+                            .push_back(Command::ReleaseReservation { port });
                     }
                 }
             }
@@ -257,9 +280,12 @@ impl Server {
     }
 
     fn remove_allocation(&mut self, id: RelayId, reason: EndReason) {
-        let Some(alloc) = self.slab.remove(id) else { return };
+        let Some(alloc) = self.slab.remove(id) else {
+            return;
+        };
         self.by_client.remove(&alloc.five);
-        self.timers.remove(&(alloc.expires_at, TimerKey::Allocation(id)));
+        self.timers
+            .remove(&(alloc.expires_at, TimerKey::Allocation(id)));
         self.quota.release(&alloc.username);
         self.commands.push_back(Command::ReleaseRelay { relay: id });
         self.stats.allocations_ended += 1;

@@ -14,21 +14,41 @@ const MAX_PEERS_PER_REQUEST: usize = 16;
 impl Server {
     /// Checks a peer against the allocation's family and the peer policy;
     /// the error code to answer with if it is refused.
-    fn vet_peer(&mut self, req: Req, relay_v6: bool, peer: SocketAddr, whole_addr: bool) -> Result<(), u16> {
+    fn vet_peer(
+        &mut self,
+        req: Req,
+        relay_v6: bool,
+        peer: SocketAddr,
+        whole_addr: bool,
+    ) -> Result<(), u16> {
         if peer.is_ipv6() != relay_v6 {
             return Err(443);
         }
         let policy = &self.config.peer_policy;
-        let verdict = if whole_addr { policy.check_addr(peer) } else { policy.check(peer.ip()) };
+        let verdict = if whole_addr {
+            policy.check_addr(peer)
+        } else {
+            policy.check(peer.ip())
+        };
         if let Err(deny) = verdict {
             self.stats.peer_denied += 1;
-            self.events.push_back(Event::PeerDenied { client: req.from, peer: peer.ip(), reason: deny.to_string() });
+            self.events.push_back(Event::PeerDenied {
+                client: req.from,
+                peer: peer.ip(),
+                reason: deny.to_string(),
+            });
             return Err(403);
         }
         Ok(())
     }
 
-    pub(super) fn create_permission(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
+    pub(super) fn create_permission(
+        &mut self,
+        now: Now,
+        req: Req,
+        msg: &Message<'_>,
+        auth: Authed,
+    ) {
         let key = Some(auth.key);
         let Some(id) = self.by_client.get(&req.from).copied() else {
             return self.error(now, req, 437, ErrExtra::None, key);
@@ -60,8 +80,14 @@ impl Server {
         }
         // All or nothing (RFC 8656 §10.2): check the quota before installing any.
         let max = self.config.limits.max_permissions_per_allocation as usize;
-        let Some(alloc) = self.slab.get_mut(id) else { return };
-        let fits = peers[..n].iter().flatten().enumerate().all(|(i, p)| alloc.permission_fits(p.ip(), now.mono, max, i));
+        let Some(alloc) = self.slab.get_mut(id) else {
+            return;
+        };
+        let fits = peers[..n]
+            .iter()
+            .flatten()
+            .enumerate()
+            .all(|(i, p)| alloc.permission_fits(p.ip(), now.mono, max, i));
         if !fits {
             return self.error(now, req, 508, ErrExtra::None, key);
         }
@@ -93,14 +119,20 @@ impl Server {
             return self.error(now, req, code, ErrExtra::None, key);
         }
         let limits = &self.config.limits;
-        let (max_ch, max_perm) =
-            (limits.max_channels_per_allocation as usize, limits.max_permissions_per_allocation as usize);
-        let Some(alloc) = self.slab.get_mut(id) else { return };
+        let (max_ch, max_perm) = (
+            limits.max_channels_per_allocation as usize,
+            limits.max_permissions_per_allocation as usize,
+        );
+        let Some(alloc) = self.slab.get_mut(id) else {
+            return;
+        };
         let refresh = match alloc.check_channel_bind(number, peer, now.mono) {
             Ok(r) => r,
             Err(_) => return self.error(now, req, 400, ErrExtra::None, key),
         };
-        if !refresh && alloc.held_channels(now.mono) >= max_ch || !alloc.permission_fits(peer.ip(), now.mono, max_perm, 0) {
+        if !refresh && alloc.held_channels(now.mono) >= max_ch
+            || !alloc.permission_fits(peer.ip(), now.mono, max_perm, 0)
+        {
             return self.error(now, req, 508, ErrExtra::None, key);
         }
         alloc.bind_channel(number, peer, now.mono);

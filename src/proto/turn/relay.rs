@@ -24,7 +24,11 @@ pub enum ClientAction {
     /// A request was answered (see `poll_transmit`) or needed nothing.
     Handled,
     /// Send `buf[payload]` from the allocation's relay socket to `peer`.
-    RelayToPeer { relay: RelayId, peer: SocketAddr, payload: Range<usize> },
+    RelayToPeer {
+        relay: RelayId,
+        peer: SocketAddr,
+        payload: Range<usize>,
+    },
     /// Dropped silently (counted in `stats`).
     Dropped(DropReason),
 }
@@ -33,7 +37,10 @@ pub enum ClientAction {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum PeerAction {
     /// Send `buf[bytes]` (ChannelData or Data indication, built in place) to the client.
-    Forward { to: FiveTuple, bytes: Range<usize> },
+    Forward {
+        to: FiveTuple,
+        bytes: Range<usize>,
+    },
     Dropped(DropReason),
 }
 
@@ -68,12 +75,20 @@ impl Server {
             self.stats.malformed += 1;
             return ClientAction::Dropped(DropReason::Malformed);
         };
-        let verdict = match self.by_client.get(&from).and_then(|id| Some((*id, self.slab.get(*id)?))) {
+        let verdict = match self
+            .by_client
+            .get(&from)
+            .and_then(|id| Some((*id, self.slab.get(*id)?)))
+        {
             None => Err(DropReason::NoAllocation),
             Some((id, a)) => match a.channel_peer(cd.channel, now) {
                 None => Err(DropReason::NoChannel),
                 Some(peer) if !a.has_permission(peer.ip(), now) => Err(DropReason::NoPermission),
-                Some(peer) => Ok(ClientAction::RelayToPeer { relay: id, peer, payload: 4..4 + cd.payload.len() }),
+                Some(peer) => Ok(ClientAction::RelayToPeer {
+                    relay: id,
+                    peer,
+                    payload: 4..4 + cd.payload.len(),
+                }),
             },
         };
         self.count_to_peer(verdict)
@@ -81,15 +96,26 @@ impl Server {
 
     /// A Send indication (RFC 8656 §11.2): checks as for ChannelData plus the
     /// peer policy; anything wrong is dropped without an answer.
-    pub(super) fn send_indication(&mut self, now: Instant, from: FiveTuple, msg: &Message<'_>, buf: &[u8]) -> ClientAction {
+    pub(super) fn send_indication(
+        &mut self,
+        now: Instant,
+        from: FiveTuple,
+        msg: &Message<'_>,
+        buf: &[u8],
+    ) -> ClientAction {
         let verdict = (|| {
             let id = *self.by_client.get(&from).ok_or(DropReason::NoAllocation)?;
             let a = self.slab.get(id).ok_or(DropReason::NoAllocation)?;
             let tid = msg.transaction_id();
-            let peer = msg.get(AttrType::XOR_PEER_ADDRESS).ok_or(DropReason::Malformed)?;
-            let peer = crate::proto::stun::decode_xor_addr(peer, &tid).map_err(|_| DropReason::Malformed)?;
+            let peer = msg
+                .get(AttrType::XOR_PEER_ADDRESS)
+                .ok_or(DropReason::Malformed)?;
+            let peer = crate::proto::stun::decode_xor_addr(peer, &tid)
+                .map_err(|_| DropReason::Malformed)?;
             let data = msg.get(AttrType::DATA).ok_or(DropReason::Malformed)?;
-            if peer.is_ipv6() != a.relay_addr.is_ipv6() || self.config.peer_policy.check_addr(peer).is_err() {
+            if peer.is_ipv6() != a.relay_addr.is_ipv6()
+                || self.config.peer_policy.check_addr(peer).is_err()
+            {
                 return Err(DropReason::PeerDenied);
             }
             if !a.has_permission(peer.ip(), now) {
@@ -97,7 +123,11 @@ impl Server {
             }
             // `data` borrows `buf`: its offset is the distance between the two pointers.
             let start = (data.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-            Ok(ClientAction::RelayToPeer { relay: id, peer, payload: start..start + data.len() })
+            Ok(ClientAction::RelayToPeer {
+                relay: id,
+                peer,
+                payload: start..start + data.len(),
+            })
         })();
         self.count_to_peer(verdict)
     }
@@ -120,7 +150,14 @@ impl Server {
     /// The payload sits at `buf[payload]` with at least [`HEADROOM`] bytes
     /// before it and [`TAILROOM`] after; the ChannelData header or Data
     /// indication is written around it in place.
-    pub fn handle_peer(&mut self, now: Instant, relay: RelayId, peer: SocketAddr, buf: &mut [u8], payload: Range<usize>) -> PeerAction {
+    pub fn handle_peer(
+        &mut self,
+        now: Instant,
+        relay: RelayId,
+        peer: SocketAddr,
+        buf: &mut [u8],
+        payload: Range<usize>,
+    ) -> PeerAction {
         let Some(a) = self.slab.get(relay) else {
             self.stats.dropped += 1;
             return PeerAction::Dropped(DropReason::NoAllocation);
@@ -131,7 +168,8 @@ impl Server {
         }
         let len = payload.len();
         // The largest payload whose Data indication still fits a u16 length.
-        if payload.start < HEADROOM || len > 0xFFFF - HEADROOM || buf.len() < payload.end + TAILROOM {
+        if payload.start < HEADROOM || len > 0xFFFF - HEADROOM || buf.len() < payload.end + TAILROOM
+        {
             self.stats.dropped += 1;
             return PeerAction::Dropped(DropReason::TooLarge);
         }
@@ -141,7 +179,11 @@ impl Server {
             let start = payload.start - 4;
             buf[start..payload.start].copy_from_slice(&write_header(ch, len as u16));
             // RFC 8656 §12.5: over streams ChannelData is padded to 4 bytes.
-            let end = if to.transport.is_stream() { payload.end + pad } else { payload.end };
+            let end = if to.transport.is_stream() {
+                payload.end + pad
+            } else {
+                payload.end
+            };
             buf[payload.end..end].fill(0);
             start..end
         } else {
@@ -152,7 +194,13 @@ impl Server {
     }
 
     /// Writes a Data indication (RFC 8656 §11.4) around `buf[payload]`.
-    fn data_indication(&mut self, peer: SocketAddr, buf: &mut [u8], payload: Range<usize>, pad: usize) -> Range<usize> {
+    fn data_indication(
+        &mut self,
+        peer: SocketAddr,
+        buf: &mut [u8],
+        payload: Range<usize>,
+        pad: usize,
+    ) -> Range<usize> {
         self.token_counter = self.token_counter.wrapping_add(1);
         let mut tid = [0u8; 12];
         tid[4..].copy_from_slice(&self.token_counter.to_be_bytes());

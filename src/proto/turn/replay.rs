@@ -19,14 +19,24 @@ pub(super) struct ReplayCache {
 
 impl ReplayCache {
     pub(super) fn new(cap: usize) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), cap }
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
     }
 
     pub(super) fn get(&self, five: &FiveTuple, tid: &TransactionId) -> Option<&[u8]> {
         self.map.get(&(*five, *tid)).map(Vec::as_slice)
     }
 
-    pub(super) fn insert(&mut self, now: Instant, five: FiveTuple, tid: TransactionId, response: Vec<u8>) {
+    pub(super) fn insert(
+        &mut self,
+        now: Instant,
+        five: FiveTuple,
+        tid: TransactionId,
+        response: Vec<u8>,
+    ) {
         if self.map.len() >= self.cap
             && let Some((_, f, t)) = self.order.pop_front()
         {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::relay::{ClientAction, DropReason};
 use super::{Event, FiveTuple, Server, Transmit};
 use crate::proto::auth::{AuthError, LongTermKey, NonceState};
-use crate::proto::stun::{AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId};
+use crate::proto::stun::{
+    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId,
+};
 use crate::proto::time::Now;
 
 /// A request that passed authentication.
@@ -102,7 +104,9 @@ impl Server {
                 self.handle_request(now, from, &msg);
                 ClientAction::Handled
             }
-            Class::Indication if mtype.method == Method::SEND => self.send_indication(now.mono, from, &msg, buf),
+            Class::Indication if mtype.method == Method::SEND => {
+                self.send_indication(now.mono, from, &msg, buf)
+            }
             // Stray responses and other indications are never answered.
             Class::Indication | Class::Success | Class::Error => {
                 self.stats.dropped += 1;
@@ -112,7 +116,11 @@ impl Server {
     }
 
     fn handle_request(&mut self, now: Now, from: FiveTuple, msg: &Message<'_>) {
-        let req = Req { from, method: msg.message_type().method, tid: msg.transaction_id() };
+        let req = Req {
+            from,
+            method: msg.message_type().method,
+            tid: msg.transaction_id(),
+        };
         if let Some(cached) = self.replay.get(&from, &req.tid) {
             let data = cached.to_vec();
             self.transmits.push_back(Transmit { to: from, data });
@@ -131,7 +139,9 @@ impl Server {
             self.binding(req);
             return;
         }
-        let Some(auth) = self.authenticate(now, req, msg) else { return };
+        let Some(auth) = self.authenticate(now, req, msg) else {
+            return;
+        };
         // RFC 8656 §5: requests on an existing allocation must use the
         // credentials that created it.
         if let Some(alloc) = self.allocation(&from)
@@ -165,15 +175,22 @@ impl Server {
             self.error(now, req, 401, ErrExtra::Challenge, None);
             return None;
         }
-        let (Some(username), Some(_realm), Some(nonce)) =
-            (msg.get(AttrType::USERNAME), msg.get(AttrType::REALM), msg.get(AttrType::NONCE))
-        else {
+        let (Some(username), Some(_realm), Some(nonce)) = (
+            msg.get(AttrType::USERNAME),
+            msg.get(AttrType::REALM),
+            msg.get(AttrType::NONCE),
+        ) else {
             self.error(now, req, 400, ErrExtra::None, None);
             return None;
         };
         let config = Arc::clone(&self.config);
         let lifetime = config.nonce_lifetime.as_secs();
-        match config.credentials.nonce_key().check(nonce, now.unix_secs, req.from.client.ip(), lifetime) {
+        match config.credentials.nonce_key().check(
+            nonce,
+            now.unix_secs,
+            req.from.client.ip(),
+            lifetime,
+        ) {
             NonceState::Valid => {}
             NonceState::Stale | NonceState::Invalid => {
                 self.error(now, req, 438, ErrExtra::Challenge, None);
@@ -181,19 +198,29 @@ impl Server {
             }
         }
         let Ok(username) = std::str::from_utf8(username) else {
-            self.auth_failed(now, req, String::from("<not utf-8>"), "username is not UTF-8");
+            self.auth_failed(
+                now,
+                req,
+                String::from("<not utf-8>"),
+                "username is not UTF-8",
+            );
             return None;
         };
         let mut found = None;
-        let result = config.credentials.keys_for(username, &config.realm, now.unix_secs, |k| {
-            let ok = msg.check_integrity(&k.0).is_ok();
-            if ok {
-                found = Some(k);
-            }
-            ok
-        });
+        let result = config
+            .credentials
+            .keys_for(username, &config.realm, now.unix_secs, |k| {
+                let ok = msg.check_integrity(&k.0).is_ok();
+                if ok {
+                    found = Some(k);
+                }
+                ok
+            });
         match (result, found) {
-            (Ok(true), Some(key)) => Some(Authed { username: username.to_owned(), key }),
+            (Ok(true), Some(key)) => Some(Authed {
+                username: username.to_owned(),
+                key,
+            }),
             (Err(AuthError::Expired), _) => {
                 self.auth_failed(now, req, username.to_owned(), "REST credential expired");
                 None
@@ -203,7 +230,12 @@ impl Server {
                 None
             }
             _ => {
-                self.auth_failed(now, req, username.to_owned(), "bad MESSAGE-INTEGRITY (wrong password)");
+                self.auth_failed(
+                    now,
+                    req,
+                    username.to_owned(),
+                    "bad MESSAGE-INTEGRITY (wrong password)",
+                );
                 None
             }
         }
@@ -211,16 +243,31 @@ impl Server {
 
     fn auth_failed(&mut self, now: Now, req: Req, username: String, reason: &'static str) {
         self.stats.auth_failures += 1;
-        self.events.push_back(Event::AuthFailed { client: req.from, username, reason });
+        self.events.push_back(Event::AuthFailed {
+            client: req.from,
+            username,
+            reason,
+        });
         self.error(now, req, 401, ErrExtra::Challenge, None);
     }
 
     /// Queues an error response. With `key` (an authenticated request) it
     /// carries MESSAGE-INTEGRITY and is kept for retransmissions.
-    pub(super) fn error(&mut self, now: Now, req: Req, code: u16, extra: ErrExtra<'_>, key: Option<LongTermKey>) {
+    pub(super) fn error(
+        &mut self,
+        now: Now,
+        req: Req,
+        code: u16,
+        extra: ErrExtra<'_>,
+        key: Option<LongTermKey>,
+    ) {
         let config = Arc::clone(&self.config);
-        let nonce = matches!(extra, ErrExtra::Challenge)
-            .then(|| config.credentials.nonce_key().make(now.unix_secs, req.from.client.ip()));
+        let nonce = matches!(extra, ErrExtra::Challenge).then(|| {
+            config
+                .credentials
+                .nonce_key()
+                .make(now.unix_secs, req.from.client.ip())
+        });
         let cache = key.is_some().then_some(now);
         self.reply(cache, req, Class::Error, key, |w| {
             w.push_error_code(code, reason(code));
@@ -264,12 +311,16 @@ impl Server {
         if let Some(now) = cache {
             self.replay.insert(now.mono, req.from, req.tid, out.clone());
         }
-        self.transmits.push_back(Transmit { to: req.from, data: out });
+        self.transmits.push_back(Transmit {
+            to: req.from,
+            data: out,
+        });
     }
 }
 
 /// Decodes the first XOR-PEER-ADDRESS-like attribute `t`.
 pub(super) fn xor_addr(msg: &Message<'_>, t: AttrType) -> Option<Result<SocketAddr, ()>> {
     let tid = msg.transaction_id();
-    msg.get(t).map(|v| crate::proto::stun::decode_xor_addr(v, &tid).map_err(|_| ()))
+    msg.get(t)
+        .map(|v| crate::proto::stun::decode_xor_addr(v, &tid).map_err(|_| ()))
 }
