@@ -1,0 +1,1 @@
+//! coturn's command line clients against tern.
