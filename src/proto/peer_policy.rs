@@ -102,9 +102,16 @@ impl PeerPolicy {
 
     /// Decides whether the transport address `addr` may be a peer: as
     /// [`PeerPolicy::check`], but on the server's own relay addresses only
-    /// the relay ports are allowed (no relaying into its own listeners).
+    /// the relay ports are allowed (no relaying into its own listeners)
+    /// unless the operator's allow list names the address.
     pub fn check_addr(&self, addr: std::net::SocketAddr) -> Result<(), Deny> {
         let ip = canonical(addr.ip());
+        if let Some(net) = self.deny.iter().find(|n| n.contains(&ip)) {
+            return Err(Deny::Configured(*net));
+        }
+        if self.allow.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
         if self.relay_ips.contains(&ip) {
             let (lo, hi) = self.relay_ports;
             if (lo..=hi).contains(&addr.port()) {
