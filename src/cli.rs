@@ -51,7 +51,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load and check the config (with any overrides), print a summary, exit non-zero on error.
     CheckConfig(ServeArgs),
-    /// Mint a TURN REST API credential (username "<expiry>[:<user>]", password base64(HMAC-SHA1)).
+    /// Mint a TURN REST API credential (username `EXPIRY[:USER]`, password base64(HMAC-SHA1)).
     Credential(CredentialArgs),
     /// Print the hex long-term key MD5("user:realm:password") for `auth.users[].key`.
     Key(KeyArgs),
@@ -136,7 +136,7 @@ pub struct CredentialArgs {
     /// TURN REST shared secret (one of auth.rest_secrets).
     #[arg(long, env = "TERN_REST_SECRET", hide_env_values = true)]
     pub secret: String,
-    /// User part of the username ("<expiry>:<user>"); omitted → "<expiry>".
+    /// User part of the username (`EXPIRY:USER`); omitted → `EXPIRY`.
     #[arg(long)]
     pub user: Option<String>,
     /// Seconds from now until the credential expires.

@@ -25,7 +25,7 @@ pub enum ConfigError {
     #[error("{file}:{line}:{col}: {table}{message}{snippet}")]
     Syntax {
         file: String,
-        /// "in [server]: " when the error is inside a table, else empty.
+        /// `in [server]: ` when the error is inside a table, else empty.
         table: String,
         /// 1-based line (0 if toml gave no position).
         line: usize,
