@@ -3,8 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tern::proto::stun::{
-    AttrType, Message, decode_addr, decode_error_code, decode_u32, decode_xor_addr,
-    looks_like_stun,
+    AttrType, Message, decode_addr, decode_error_code, decode_u32, decode_xor_addr, looks_like_stun,
 };
 
 fuzz_target!(|data: &[u8]| {
