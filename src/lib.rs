@@ -5,8 +5,11 @@
 //! that moves bytes; `config` turns the TOML file and CLI flags into
 //! `Settings`.
 
+pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod io;
 pub mod proto;
 pub mod secret;
 pub mod settings;
+pub mod telemetry;

@@ -1,1 +1,282 @@
 //! Configuration file (TOML) and its resolution into `Settings`.
+//!
+//! `FileConfig` mirrors the file exactly: every table and key is a field
+//! with `deny_unknown_fields`, so a misspelled key is an error, not a
+//! silently ignored line. Values stay close to what the operator wrote
+//! (strings for addresses, ranges and CIDRs) so that `resolve` can check
+//! each one once and name it precisely in a `ConfigError`; after
+//! `resolve`, nothing downstream validates again ("parse, don't validate").
+//!
+//! The doc comment on each field matches the comment in `config/tern.toml`,
+//! which is the embedded default (`FileConfig::embedded`) and, with
+//! `config/examples/*.toml`, is loaded by the tests.
+
+mod error;
+mod resolve;
+
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer};
+
+pub use error::ConfigError;
+pub use resolve::{
+    GeneratedCredential, Overrides, detect_relay_ip, ensure_credentials, generate_credential,
+    ice_servers_json, parse_port_range,
+};
+
+use crate::secret::Secret;
+use crate::telemetry::LogFormat;
+
+/// The default configuration, `config/tern.toml`, compiled in.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/tern.toml");
+
+/// The name errors use for the embedded default.
+pub const EMBEDDED_NAME: &str = "tern.toml (built-in default)";
+
+/// The whole file. Every table is optional; a missing key takes the value
+/// shown in `config/tern.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Listeners and transports.
+    pub server: ServerSection,
+    /// Relay sockets: where they bind and what clients are told.
+    pub relay: RelaySection,
+    /// Long-term credentials: realm, static users, TURN REST secrets.
+    pub auth: AuthSection,
+    /// Allocation lifetimes.
+    pub allocation: AllocationSection,
+    /// Quotas and TCP limits.
+    pub limits: LimitsSection,
+    /// Which peers clients may relay to.
+    pub peers: PeersSection,
+    /// Logging.
+    pub log: LogSection,
+    /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Addresses to listen on, "IP:PORT". Each gets UDP and/or TCP per `udp`/`tcp`.
+    pub listen: Vec<String>,
+    /// Serve STUN/TURN over UDP on the listen addresses.
+    pub udp: bool,
+    /// Serve STUN/TURN over TCP on the listen addresses.
+    pub tcp: bool,
+    /// Worker threads (shards); 0 = one per CPU core.
+    pub workers: usize,
+    /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
+    pub software: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: vec!["0.0.0.0:3478".to_owned()],
+            udp: true,
+            tcp: true,
+            workers: 0,
+            software: String::new(),
+        }
+    }
+}
+
+/// `[relay]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// Local IP the relay sockets bind to. "auto" = the host's first
+    /// non-loopback IPv4 address, or 127.0.0.1 if it has none.
+    pub address: String,
+    /// Public IP given to clients when the server is behind a 1:1 NAT
+    /// (e.g. a cloud VM's public IP); empty = same as `address`.
+    pub advertised_address: String,
+    /// Relay port range, "LOW-HIGH" inclusive.
+    pub ports: String,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        Self {
+            address: "auto".to_owned(),
+            advertised_address: String::new(),
+            ports: "49152-65535".to_owned(),
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// REALM sent to clients and mixed into every long-term key. Changing it
+    /// invalidates the `key` of every static user.
+    pub realm: String,
+    /// Seconds a nonce stays valid before the client must retry (438 Stale Nonce).
+    pub nonce_lifetime_secs: u64,
+    /// Static users; each has a `password` or a `key`, not both.
+    pub users: Vec<UserEntry>,
+    /// TURN REST API shared secrets (coturn `static-auth-secret`). Several
+    /// may be listed to rotate: any of them is accepted.
+    #[serde(deserialize_with = "de_secrets")]
+    pub rest_secrets: Vec<Secret<String>>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            realm: "tern".to_owned(),
+            nonce_lifetime_secs: 3600,
+            users: Vec::new(),
+            rest_secrets: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `auth.users`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// The USERNAME clients send.
+    pub username: String,
+    /// Plain password (the key is derived at start).
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub password: Option<Secret<String>>,
+    /// Long-term key: 32 hex digits of MD5("username:realm:password"), as
+    /// printed by `tern key` or coturn's `turnadmin -k`.
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub key: Option<Secret<String>>,
+}
+
+/// `[allocation]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AllocationSection {
+    /// Lifetime of an allocation whose client asks for none (RFC 8656: 600).
+    pub default_lifetime_secs: u64,
+    /// Longest lifetime a client may ask for; must be >= default_lifetime_secs.
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for AllocationSection {
+    fn default() -> Self {
+        Self {
+            default_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+        }
+    }
+}
+
+/// `[limits]`: every limit is a number; 0 is rejected (never "unlimited").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Allocations on this server.
+    pub max_allocations: u32,
+    /// Allocations per username (486 Allocation Quota Reached beyond).
+    pub max_allocations_per_user: u32,
+    /// Permissions (peer IPs) per allocation.
+    pub max_permissions_per_allocation: u32,
+    /// Channels per allocation.
+    pub max_channels_per_allocation: u32,
+    /// Concurrent TCP client connections.
+    pub tcp_max_connections: usize,
+    /// Concurrent TCP client connections from one IP.
+    pub tcp_max_connections_per_ip: usize,
+    /// A TCP connection with no complete frame for this long is closed.
+    pub tcp_idle_timeout_secs: u64,
+    /// Largest STUN/ChannelData frame accepted on TCP, in bytes.
+    pub tcp_max_frame: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let core = crate::proto::config::Limits::default();
+        let tcp = crate::settings::TcpLimits::default();
+        Self {
+            max_allocations: core.max_allocations,
+            max_allocations_per_user: core.max_allocations_per_user,
+            max_permissions_per_allocation: core.max_permissions_per_allocation,
+            max_channels_per_allocation: core.max_channels_per_allocation,
+            tcp_max_connections: tcp.max_connections,
+            tcp_max_connections_per_ip: tcp.max_connections_per_ip,
+            tcp_idle_timeout_secs: tcp.idle_timeout.as_secs(),
+            tcp_max_frame: tcp.max_frame,
+        }
+    }
+}
+
+/// `[peers]`: loopback, private, link-local, CGNAT, multicast and reserved
+/// ranges are denied by default (see `proto::peer_policy::DEFAULT_DENY`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeersSection {
+    /// CIDRs opened despite the default deny, e.g. "10.0.0.0/8" on a LAN.
+    pub allow: Vec<String>,
+    /// Extra CIDRs refused; beats `allow`.
+    pub deny: Vec<String>,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// "error", "warn", "info", "debug", "trace", or an EnvFilter directive
+    /// such as "info,tern::proto=debug". RUST_LOG, if set, wins.
+    pub level: String,
+    /// "text" or "json"; logs go to stderr.
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Parses TOML text; `origin` names it in errors (a path or `EMBEDDED_NAME`).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let mut cfg: Self =
+            toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))?;
+        cfg.origin = origin.to_owned();
+        Ok(cfg)
+    }
+
+    /// The embedded default (`config/tern.toml`): no users and no secrets.
+    pub fn embedded() -> Self {
+        // invariant: config/tern.toml parses (tested in `embedded_equals_code_defaults`).
+        Self::from_toml(EMBEDDED_DEFAULT, EMBEDDED_NAME).expect("embedded config/tern.toml parses")
+    }
+}
+
+/// Reads and parses the file at `path`. Use `FileConfig::resolve` next.
+pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        file: origin.clone(),
+        error,
+    })?;
+    FileConfig::from_toml(&text, &origin)
+}
+
+fn de_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret<String>>, D::Error> {
+    Ok(Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(Secret::new)
+        .collect())
+}
+
+fn de_opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,31 @@
-//! The tokio driver: the only code that touches sockets and clocks.
+//! The driver: the only code that touches sockets and clocks.
+//!
+//! `start` binds every listener once per worker (SO_REUSEPORT: the kernel
+//! spreads clients over workers by their address hash, so a client always
+//! reaches the same worker), then runs one [`worker::Worker`] thread each.
 
+mod clock;
+mod sockets;
+mod tcp;
+mod worker;
+
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
+use crate::proto::turn::{QuotaLedger, Server};
 use crate::settings::Settings;
 
-/// A running server. Dropping it without `shutdown` leaves the threads running
-/// until the process exits.
+/// A running server.
 #[derive(Debug)]
 pub struct Handle {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    shutdown: Arc<AtomicBool>,
+    wakers: Vec<mio::Waker>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Handle {
@@ -25,12 +41,122 @@ impl Handle {
 
     /// Stops every worker and waits for them; all allocations end.
     pub fn shutdown(self) {
-        todo!()
+        self.shutdown.store(true, Ordering::Relaxed);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
 }
 
-/// Binds every listener, starts the workers and returns once the server
-/// answers (the returned addresses are ready to use).
-pub fn start(settings: Settings) -> std::io::Result<Handle> {
-    todo!("{settings:?}")
+/// Binds every listener, starts the workers and returns once they are
+/// listening (the returned addresses are ready to use).
+pub fn start(settings: Settings) -> io::Result<Handle> {
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut proto = settings.proto.clone();
+    proto.peer_policy.add_relay_ip(settings.relay_ip);
+    if let Some(ip) = settings.advertised_ip {
+        proto.peer_policy.add_relay_ip(ip);
+    }
+    proto
+        .peer_policy
+        .set_relay_ports(*settings.relay_ports.start(), *settings.relay_ports.end());
+    proto.relay_ipv4 = settings.relay_ip.is_ipv4();
+    proto.relay_ipv6 = settings.relay_ip.is_ipv6();
+    proto.limits.max_allocations = proto.limits.max_allocations.max(1);
+    let proto = Arc::new(proto);
+    let quota = Arc::new(QuotaLedger::new());
+    let limits = Arc::new(tcp::ConnLimits::new(
+        settings.tcp.max_connections,
+        settings.tcp.max_connections_per_ip,
+    ));
+
+    // Listeners: the first worker's socket fixes the port (port 0 becomes a
+    // real one), the others join it with SO_REUSEPORT. A TCP listener on the
+    // same address as a UDP one takes the UDP port when it can.
+    let mut udp_addrs = Vec::new();
+    let mut per_worker_udp: Vec<Vec<(std::net::UdpSocket, SocketAddr)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for addr in &settings.udp_listen {
+        let first = sockets::udp_listener(*addr).map_err(|e| with_addr(e, "UDP", *addr))?;
+        let real = first.local_addr()?;
+        per_worker_udp[0].push((first, real));
+        for w in per_worker_udp.iter_mut().skip(1) {
+            w.push((
+                sockets::udp_listener(real).map_err(|e| with_addr(e, "UDP", real))?,
+                real,
+            ));
+        }
+        udp_addrs.push(real);
+    }
+    let mut tcp_addrs = Vec::new();
+    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for addr in &settings.tcp_listen {
+        let mut want = *addr;
+        if want.port() == 0
+            && let Some(u) = udp_addrs.iter().find(|u| u.ip() == want.ip())
+        {
+            want.set_port(u.port());
+        }
+        let first = match sockets::tcp_listener(want) {
+            Ok(s) => s,
+            Err(_) if want != *addr => {
+                sockets::tcp_listener(*addr).map_err(|e| with_addr(e, "TCP", *addr))?
+            }
+            Err(e) => return Err(with_addr(e, "TCP", *addr)),
+        };
+        let real = first.local_addr()?;
+        per_worker_tcp[0].push((first, real));
+        for w in per_worker_tcp.iter_mut().skip(1) {
+            w.push((
+                sockets::tcp_listener(real).map_err(|e| with_addr(e, "TCP", real))?,
+                real,
+            ));
+        }
+        tcp_addrs.push(real);
+    }
+
+    let settings = Arc::new(settings);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut wakers = Vec::new();
+    let mut threads = Vec::new();
+    for (i, (udp, tcp)) in per_worker_udp.into_iter().zip(per_worker_tcp).enumerate() {
+        let poll = mio::Poll::new()?;
+        wakers.push(worker::waker(&poll)?);
+        let server = Server::new(Arc::clone(&proto), Arc::clone(&quota));
+        let seed =
+            (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+        let w = worker::Worker::new(
+            poll,
+            server,
+            udp,
+            tcp,
+            Arc::clone(&limits),
+            Arc::clone(&settings),
+            Arc::clone(&shutdown),
+            seed,
+        )?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("tern-worker-{i}"))
+                .spawn(move || w.run())?,
+        );
+    }
+    Ok(Handle {
+        udp: udp_addrs,
+        tcp: tcp_addrs,
+        shutdown,
+        wakers,
+        threads,
+    })
+}
+
+fn with_addr(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot listen on {what} {addr}: {e}"))
 }

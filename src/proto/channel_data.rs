@@ -26,6 +26,9 @@ pub enum ChannelDataError {
     BadChannel(u16),
 }
 
+/// Length of the ChannelData header (channel number + length).
+pub const HEADER_LEN: usize = 4;
+
 /// A ChannelData message borrowing the datagram.
 #[derive(Clone, Copy, Debug)]
 pub struct ChannelData<'a> {
@@ -36,8 +39,29 @@ pub struct ChannelData<'a> {
 impl<'a> ChannelData<'a> {
     /// Parses a datagram: 4-byte header, then `length` bytes of payload.
     /// Trailing bytes beyond the length (padding) are allowed and ignored.
+    ///
+    /// RFC 8656 §12.4 (<https://www.rfc-editor.org/rfc/rfc8656#section-12.4>):
+    /// the Length field "specifies the length in bytes of the application
+    /// data field (i.e., it does not include the size of the ChannelData
+    /// header)"; over UDP the padding "is not required and MAY be omitted".
     pub fn parse(buf: &'a [u8]) -> Result<Self, ChannelDataError> {
-        todo!("{buf:?}")
+        let Some((header, rest)) = buf.split_at_checked(HEADER_LEN) else {
+            return Err(ChannelDataError::Truncated {
+                expected: HEADER_LEN,
+                actual: buf.len(),
+            });
+        };
+        let number = u16::from_be_bytes([header[0], header[1]]);
+        let channel = ChannelNumber::new(number).ok_or(ChannelDataError::BadChannel(number))?;
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let Some(payload) = rest.get(..len) else {
+            return Err(ChannelDataError::Truncated {
+                // Cannot overflow: len <= 65,535.
+                expected: HEADER_LEN + len,
+                actual: buf.len(),
+            });
+        };
+        Ok(Self { channel, payload })
     }
 }
 
@@ -46,4 +70,55 @@ pub fn write_header(channel: ChannelNumber, len: u16) -> [u8; 4] {
     let c = channel.0.to_be_bytes();
     let l = len.to_be_bytes();
     [c[0], c[1], l[0], l[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_valid_with_and_without_padding() {
+        let d = ChannelData::parse(&[0x40, 0x01, 0x00, 0x03, 1, 2, 3]).unwrap();
+        assert_eq!(d.channel.get(), 0x4001);
+        assert_eq!(d.payload, &[1, 2, 3]);
+        let d = ChannelData::parse(&[0x4F, 0xFF, 0x00, 0x03, 1, 2, 3, 0, 9, 9]).unwrap();
+        assert_eq!(d.channel.get(), 0x4FFF);
+        assert_eq!(d.payload, &[1, 2, 3]);
+        let d = ChannelData::parse(&[0x40, 0x00, 0x00, 0x00]).unwrap();
+        assert!(d.payload.is_empty());
+        let h = write_header(ChannelNumber::new(0x4ABC).unwrap(), 0x0102);
+        assert_eq!(h, [0x4A, 0xBC, 0x01, 0x02]);
+    }
+
+    #[test]
+    fn hostile_inputs() {
+        for n in 0..4 {
+            assert_eq!(
+                ChannelData::parse(&[0x40; 4][..n]).unwrap_err(),
+                ChannelDataError::Truncated {
+                    expected: 4,
+                    actual: n
+                }
+            );
+        }
+        assert_eq!(
+            ChannelData::parse(&[0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4]).unwrap_err(),
+            ChannelDataError::Truncated {
+                expected: 9,
+                actual: 8
+            }
+        );
+        assert_eq!(
+            ChannelData::parse(&[0x50, 0x00, 0x00, 0x00]).unwrap_err(),
+            ChannelDataError::BadChannel(0x5000)
+        );
+        assert_eq!(
+            ChannelData::parse(&[0x3F, 0xFF, 0x00, 0x00]).unwrap_err(),
+            ChannelDataError::BadChannel(0x3FFF)
+        );
+        assert_eq!(
+            ChannelData::parse(&[0xFF, 0xFF, 0xFF, 0xFF]).unwrap_err(),
+            ChannelDataError::BadChannel(0xFFFF)
+        );
+    }
 }

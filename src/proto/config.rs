@@ -26,6 +26,9 @@ pub struct Config {
     pub peer_policy: PeerPolicy,
     /// Quotas.
     pub limits: Limits,
+    /// Relay address families this server has (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
+    pub relay_ipv4: bool,
+    pub relay_ipv6: bool,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -64,6 +67,8 @@ impl Config {
             max_lifetime: Duration::from_secs(3600),
             peer_policy: PeerPolicy::default(),
             limits: Limits::default(),
+            relay_ipv4: true,
+            relay_ipv6: false,
         }
     }
 }

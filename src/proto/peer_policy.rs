@@ -35,7 +35,10 @@ pub const DEFAULT_DENY: &[(&str, &str)] = &[
     ("10.0.0.0/8", "private (RFC 1918)"),
     ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
     ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local (incl. cloud metadata 169.254.169.254)"),
+    (
+        "169.254.0.0/16",
+        "link-local (incl. cloud metadata 169.254.169.254)",
+    ),
     ("172.16.0.0/12", "private (RFC 1918)"),
     ("192.0.0.0/24", "IETF protocol assignments"),
     ("192.168.0.0/16", "private (RFC 1918)"),
@@ -55,8 +58,10 @@ pub struct PeerPolicy {
     default_deny: Vec<(IpNet, &'static str)>,
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
-    /// The server's relay addresses (always allowed).
+    /// The server's relay addresses (always allowed, on relay ports).
     relay_ips: Vec<IpAddr>,
+    /// The relay port range: on the server's own addresses only these ports are peers.
+    relay_ports: (u16, u16),
 }
 
 impl Default for PeerPolicy {
@@ -72,7 +77,13 @@ impl PeerPolicy {
             // invariant: the table above holds valid CIDRs (tested).
             .map(|(net, what)| (net.parse().expect("valid CIDR"), *what))
             .collect();
-        Self { default_deny, allow, deny, relay_ips: Vec::new() }
+        Self {
+            default_deny,
+            allow,
+            deny,
+            relay_ips: Vec::new(),
+            relay_ports: (0, 65535),
+        }
     }
 
     /// Adds one of the server's own relay addresses, which is always allowed.
@@ -81,6 +92,36 @@ impl PeerPolicy {
         if !self.relay_ips.contains(&ip) {
             self.relay_ips.push(ip);
         }
+    }
+
+    /// Sets the relay port range; other ports of the server's own relay
+    /// addresses (its listeners, say) are not peers.
+    pub fn set_relay_ports(&mut self, low: u16, high: u16) {
+        self.relay_ports = (low, high);
+    }
+
+    /// Decides whether the transport address `addr` may be a peer: as
+    /// [`PeerPolicy::check`], but on the server's own relay addresses only
+    /// the relay ports are allowed (no relaying into its own listeners)
+    /// unless the operator's allow list names the address.
+    pub fn check_addr(&self, addr: std::net::SocketAddr) -> Result<(), Deny> {
+        let ip = canonical(addr.ip());
+        if let Some(net) = self.deny.iter().find(|n| n.contains(&ip)) {
+            return Err(Deny::Configured(*net));
+        }
+        if self.allow.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
+        if self.relay_ips.contains(&ip) {
+            let (lo, hi) = self.relay_ports;
+            if (lo..=hi).contains(&addr.port()) {
+                return Ok(());
+            }
+            return Err(Deny::Default(
+                "the server's own address outside the relay ports",
+            ));
+        }
+        self.check(ip)
     }
 
     /// Decides whether `ip` may be a peer. Order: the server's relay
@@ -141,21 +182,45 @@ mod tests {
     fn default_denies_dangerous_ranges() {
         let p = PeerPolicy::default();
         for s in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "::1", "::", "fe80::1",
-            "fd00::1", "ff02::1", "::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
             "::ffff:10.0.0.1",
         ] {
             assert!(p.check(ip(s)).is_err(), "{s} should be denied");
         }
-        for s in ["8.8.8.8", "203.0.113.5", "2001:db8::1", "2606:4700::1", "64:ff9b::808:808"] {
+        for s in [
+            "8.8.8.8",
+            "203.0.113.5",
+            "2001:db8::1",
+            "2606:4700::1",
+            "64:ff9b::808:808",
+        ] {
             assert_eq!(p.check(ip(s)), Ok(()), "{s} should be allowed");
         }
     }
 
     #[test]
     fn allow_overrides_default_and_deny_overrides_allow() {
-        let p = PeerPolicy::new(vec!["10.0.0.0/24".parse().unwrap()], vec!["10.0.0.7/32".parse().unwrap()]);
+        let p = PeerPolicy::new(
+            vec!["10.0.0.0/24".parse().unwrap()],
+            vec!["10.0.0.7/32".parse().unwrap()],
+        );
         assert_eq!(p.check(ip("10.0.0.5")), Ok(()));
         assert!(matches!(p.check(ip("10.0.0.7")), Err(Deny::Configured(_))));
         assert!(matches!(p.check(ip("10.0.1.1")), Err(Deny::Default(_))));
@@ -168,5 +233,8 @@ mod tests {
         assert_eq!(p.check(ip("127.0.0.1")), Ok(()));
         assert_eq!(p.check(ip("::ffff:127.0.0.1")), Ok(()));
         assert!(p.check(ip("127.0.0.2")).is_err());
+        p.set_relay_ports(50000, 50010);
+        assert_eq!(p.check_addr("127.0.0.1:50005".parse().unwrap()), Ok(()));
+        assert!(p.check_addr("127.0.0.1:3478".parse().unwrap()).is_err());
     }
 }

@@ -74,11 +74,18 @@ impl Credentials {
     /// An empty store whose nonces are keyed by `nonce_key` (32 random bytes
     /// shared by all shards of one server).
     pub fn new(nonce_key: [u8; 32]) -> Self {
-        Self { users: HashMap::new(), rest_secrets: Vec::new(), nonce_key: NonceKey::new(nonce_key) }
+        Self {
+            users: HashMap::new(),
+            rest_secrets: Vec::new(),
+            nonce_key: NonceKey::new(nonce_key),
+        }
     }
 
     pub fn add_user_password(&mut self, username: &str, realm: &str, password: &str) {
-        self.users.insert(username.to_owned(), LongTermKey::derive(username, realm, password));
+        self.users.insert(
+            username.to_owned(),
+            LongTermKey::derive(username, realm, password),
+        );
     }
 
     pub fn add_user_key(&mut self, username: &str, key: LongTermKey) {
@@ -88,7 +95,8 @@ impl Credentials {
     /// Adds a TURN REST shared secret. Several may be active (rotation):
     /// the first one whose password matches wins.
     pub fn add_rest_secret(&mut self, secret: &str) {
-        self.rest_secrets.push(Secret::new(secret.as_bytes().to_vec()));
+        self.rest_secrets
+            .push(Secret::new(secret.as_bytes().to_vec()));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -147,7 +155,11 @@ mod tests {
     fn long_term_key_matches_rfc5769_vector() {
         // RFC 5769 §2.4: username "<U+30DE><U+30C8><U+30EA><U+30C3><U+30AF><U+30B9>", realm "example.org",
         // password "TheMatrIX" (after SASLprep). The key is MD5 of "user:realm:pass".
-        let k = LongTermKey::derive("\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}", "example.org", "TheMatrIX");
+        let k = LongTermKey::derive(
+            "\u{30DE}\u{30C8}\u{30EA}\u{30C3}\u{30AF}\u{30B9}",
+            "example.org",
+            "TheMatrIX",
+        );
         assert_eq!(k.to_hex().len(), 32);
         assert_eq!(LongTermKey::from_hex(&k.to_hex()), Some(k));
     }
@@ -174,8 +186,14 @@ mod tests {
         let pw_new = rest_password(b"new", user);
         let want = LongTermKey::derive(user, "tern", &pw_new);
         assert_eq!(c.keys_for(user, "tern", 1000, |k| k == want), Ok(true));
-        assert_eq!(c.keys_for(user, "tern", 2000, |_| true), Err(AuthError::Expired));
-        assert_eq!(c.keys_for("mallory", "tern", 0, |_| true), Err(AuthError::UnknownUser));
+        assert_eq!(
+            c.keys_for(user, "tern", 2000, |_| true),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            c.keys_for("mallory", "tern", 0, |_| true),
+            Err(AuthError::UnknownUser)
+        );
         let wrong = LongTermKey::derive(user, "tern", "guess");
         assert_eq!(c.keys_for(user, "tern", 1000, |k| k == wrong), Ok(false));
     }

@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(k.check(&n, 999, IP, 60), NonceState::Stale);
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(k.check(&n, 1000, other, 60), NonceState::Invalid);
-        assert_eq!(NonceKey::new([2; 32]).check(&n, 1000, IP, 60), NonceState::Invalid);
+        assert_eq!(
+            NonceKey::new([2; 32]).check(&n, 1000, IP, 60),
+            NonceState::Invalid
+        );
         let mut bad = n;
         bad[39] = b'X';
         assert_eq!(k.check(&bad, 1000, IP, 60), NonceState::Invalid);

@@ -22,7 +22,10 @@ impl<'a> RestUsername<'a> {
         if ts.is_empty() || ts.len() > 20 || !ts.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(Self { expiry: ts.parse().ok()?, user })
+        Some(Self {
+            expiry: ts.parse().ok()?,
+            user,
+        })
     }
 }
 
@@ -39,10 +42,19 @@ mod tests {
 
     #[test]
     fn parses_both_forms() {
-        assert_eq!(RestUsername::parse("1700000000"), Some(RestUsername { expiry: 1_700_000_000, user: None }));
+        assert_eq!(
+            RestUsername::parse("1700000000"),
+            Some(RestUsername {
+                expiry: 1_700_000_000,
+                user: None
+            })
+        );
         assert_eq!(
             RestUsername::parse("1700000000:alice"),
-            Some(RestUsername { expiry: 1_700_000_000, user: Some("alice") })
+            Some(RestUsername {
+                expiry: 1_700_000_000,
+                user: Some("alice")
+            })
         );
         assert_eq!(RestUsername::parse("alice"), None);
         assert_eq!(RestUsername::parse(":alice"), None);
@@ -52,6 +64,9 @@ mod tests {
     #[test]
     fn password_is_base64_hmac_sha1() {
         // Computed independently: printf '%s' 1234567890:user | openssl dgst -sha1 -hmac secret -binary | base64
-        assert_eq!(rest_password(b"secret", "1234567890:user"), "tHbOsg6j8vjx6g3+R1ACZpLMHG0=");
+        assert_eq!(
+            rest_password(b"secret", "1234567890:user"),
+            "tHbOsg6j8vjx6g3+R1ACZpLMHG0="
+        );
     }
 }

@@ -10,6 +10,9 @@ mod integrity;
 mod parse;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use attr::*;
 pub use integrity::*;
 pub use parse::*;
@@ -60,12 +63,46 @@ impl MessageType {
     }
 
     /// Decodes the 16-bit type field; `None` if either of the two top bits is set.
+    ///
+    /// RFC 8489 §5 (<https://www.rfc-editor.org/rfc/rfc8489#section-5>): the
+    /// 12 method bits M0–M11 are interleaved with the class bits, C0 at bit 4
+    /// and C1 at bit 8:
+    ///
+    /// ```text
+    ///  13 12 11 10  9  8  7  6  5  4  3  2  1  0
+    /// M11 M10 M9 M8 M7 C1 M6 M5 M4 C0 M3 M2 M1 M0
+    /// ```
     pub fn from_u16(v: u16) -> Option<Self> {
-        todo!("{v}")
+        if v & 0xC000 != 0 {
+            return None;
+        }
+        let method = (v & 0x000F) | ((v & 0x00E0) >> 1) | ((v & 0x3E00) >> 2);
+        let class = match ((v >> 4) & 0x1) | ((v >> 7) & 0x2) {
+            0b00 => Class::Request,
+            0b01 => Class::Indication,
+            0b10 => Class::Success,
+            _ => Class::Error,
+        };
+        Some(Self {
+            method: Method(method),
+            class,
+        })
     }
 
-    /// Encodes to the 16-bit type field (top two bits zero).
+    /// Encodes to the 16-bit type field (top two bits zero). Method bits above
+    /// the 12th are dropped.
     pub fn to_u16(self) -> u16 {
-        todo!()
+        let m = self.method.0 & 0x0FFF;
+        let c: u16 = match self.class {
+            Class::Request => 0b00,
+            Class::Indication => 0b01,
+            Class::Success => 0b10,
+            Class::Error => 0b11,
+        };
+        (m & 0x000F)
+            | ((m & 0x0070) << 1)
+            | ((m & 0x0F80) << 2)
+            | ((c & 0x1) << 4)
+            | ((c & 0x2) << 7)
     }
 }

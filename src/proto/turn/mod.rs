@@ -1,1 +1,307 @@
-//! TURN server state machine.
+//! The TURN server state machine (RFC 8656) with STUN Binding (RFC 8489).
+//!
+//! One [`Server`] per shard (worker thread). It owns the allocations whose
+//! client 5-tuples the shard receives; it never blocks, reads a clock or
+//! touches a socket.
+//!
+//! # Run loop (the driver's contract)
+//! 1. Feed one input: [`Server::handle_client`], [`Server::handle_peer`],
+//!    [`Server::handle_relay_bound`] or [`Server::handle_timeout`].
+//! 2. Carry out the returned action (relay sends borrow the caller's buffer).
+//! 3. Drain [`Server::poll_transmit`] (replies), [`Server::poll_command`]
+//!    (bind/release relay sockets) and [`Server::poll_event`] (logs, metrics)
+//!    until each returns `None`.
+//! 4. Sleep until [`Server::poll_timeout`] or the next input.
+
+mod allocate;
+mod allocation;
+mod permission;
+mod quota;
+mod relay;
+mod replay;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use allocation::{Allocation, FiveTuple, Transport};
+pub use quota::QuotaLedger;
+pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
+
+use crate::proto::config::Config;
+use crate::proto::stun::TransactionId;
+use allocation::Slab;
+use replay::ReplayCache;
+
+/// Permission lifetime, RFC 8656 §9: "300 seconds (5 minutes)".
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// Channel binding lifetime, RFC 8656 §12: "10 minutes".
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// After a channel expires its number and peer stay reserved this long
+/// (RFC 8656 §12: "the channel number ... MUST NOT be bound to a different
+/// peer ... until 5 minutes after the binding expires").
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+/// Reservation tokens (EVEN-PORT R bit) live 30 s, RFC 8656 §7.2.
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a response is kept for retransmissions (RFC 8489 §6.3.1: Ti = 39.5 s).
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(40);
+
+/// Names a relay socket: the allocation's slot and a generation, so a stale
+/// id from a freed slot never matches a new allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct RelayId {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// What relay port the driver should bind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PortRequest {
+    /// Any free port in the range.
+    Any,
+    /// An even port; with `reserve_next`, also hold port+1 for a later
+    /// Allocate carrying the returned RESERVATION-TOKEN.
+    Even { reserve_next: bool },
+    /// The port the driver reserved earlier.
+    Reserved(u16),
+}
+
+/// Instructions for the driver.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Command {
+    /// Bind a UDP relay socket and answer with [`Server::handle_relay_bound`].
+    BindRelay {
+        relay: RelayId,
+        ipv6: bool,
+        port: PortRequest,
+    },
+    /// Close the relay socket of an allocation that ended.
+    ReleaseRelay { relay: RelayId },
+    /// Close a reserved port nobody claimed.
+    ReleaseReservation { port: u16 },
+}
+
+/// What the driver reports after [`Command::BindRelay`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RelayBound {
+    /// The relayed transport address given to the client (advertised address).
+    pub addr: SocketAddr,
+    /// Port held for a reservation (EVEN-PORT with R bit), if one was asked.
+    pub reserved_port: Option<u16>,
+}
+
+/// A reply to send to a client.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transmit {
+    pub to: FiveTuple,
+    pub data: Vec<u8>,
+}
+
+/// Things worth a log line or a metric.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    AllocationCreated {
+        client: FiveTuple,
+        relay: SocketAddr,
+        username: String,
+        lifetime: Duration,
+    },
+    AllocationEnded {
+        client: FiveTuple,
+        relay: SocketAddr,
+        username: String,
+        reason: EndReason,
+    },
+    PeerDenied {
+        client: FiveTuple,
+        peer: std::net::IpAddr,
+        reason: String,
+    },
+    AuthFailed {
+        client: FiveTuple,
+        username: String,
+        reason: &'static str,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EndReason {
+    Expired,
+    Deleted,
+    ClientGone,
+}
+
+/// Counters per shard, read by the driver for metrics.
+#[derive(Clone, Default, Debug)]
+pub struct Stats {
+    pub requests: u64,
+    pub malformed: u64,
+    pub dropped: u64,
+    pub auth_failures: u64,
+    pub peer_denied: u64,
+    pub allocations_created: u64,
+    pub allocations_ended: u64,
+    pub relayed_to_peer: u64,
+    pub relayed_to_client: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum TimerKey {
+    Allocation(RelayId),
+    Reservation(u64),
+}
+
+/// An Allocate waiting for its relay socket.
+#[derive(Debug)]
+struct PendingAllocate {
+    five: FiveTuple,
+    tid: TransactionId,
+    username: String,
+    key: crate::proto::auth::LongTermKey,
+    lifetime: Duration,
+}
+
+/// The TURN state machine for one shard.
+#[derive(Debug)]
+pub struct Server {
+    config: Arc<Config>,
+    quota: Arc<QuotaLedger>,
+    slab: Slab,
+    by_client: HashMap<FiveTuple, RelayId>,
+    pending: HashMap<RelayId, PendingAllocate>,
+    reservations: HashMap<u64, (u16, Instant)>,
+    timers: BTreeSet<(Instant, TimerKey)>,
+    replay: ReplayCache,
+    transmits: VecDeque<Transmit>,
+    commands: VecDeque<Command>,
+    events: VecDeque<Event>,
+    token_counter: u64,
+    stats: Stats,
+}
+
+impl Server {
+    pub fn new(config: Arc<Config>, quota: Arc<QuotaLedger>) -> Self {
+        Self {
+            config,
+            quota,
+            slab: Slab::default(),
+            by_client: HashMap::new(),
+            pending: HashMap::new(),
+            reservations: HashMap::new(),
+            timers: BTreeSet::new(),
+            replay: ReplayCache::new(16_384),
+            transmits: VecDeque::new(),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            token_counter: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the configuration (hot reload): credentials, limits and
+    /// policy apply to new requests; live allocations keep relaying.
+    pub fn apply_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Number of live allocations in this shard.
+    pub fn allocation_count(&self) -> usize {
+        self.by_client.len()
+    }
+
+    /// The allocation of a client 5-tuple.
+    pub fn allocation(&self, five: &FiveTuple) -> Option<&Allocation> {
+        self.by_client.get(five).and_then(|id| self.slab.get(*id))
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Server::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.first().map(|(t, _)| *t);
+        let replay = self.replay.next_expiry();
+        match (timer, replay) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Expires allocations, reservations and cached responses due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.replay.expire(now);
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match key {
+                TimerKey::Allocation(id) => {
+                    if self.slab.get(id).is_some_and(|a| a.expires_at <= now) {
+                        self.remove_allocation(id, EndReason::Expired);
+                    }
+                }
+                TimerKey::Reservation(token) => {
+                    if let Some((port, _)) = self.reservations.remove(&token) {
+                        self.commands
+                            .push_back(Command::ReleaseReservation { port });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The client's transport connection closed (TCP/TLS): its allocation ends at once.
+    pub fn handle_client_closed(&mut self, five: &FiveTuple) {
+        if let Some(id) = self.by_client.get(five).copied() {
+            self.remove_allocation(id, EndReason::ClientGone);
+        }
+    }
+
+    fn remove_allocation(&mut self, id: RelayId, reason: EndReason) {
+        let Some(alloc) = self.slab.remove(id) else {
+            return;
+        };
+        self.by_client.remove(&alloc.five);
+        self.timers
+            .remove(&(alloc.expires_at, TimerKey::Allocation(id)));
+        self.quota.release(&alloc.username);
+        self.commands.push_back(Command::ReleaseRelay { relay: id });
+        self.stats.allocations_ended += 1;
+        self.events.push_back(Event::AllocationEnded {
+            client: alloc.five,
+            relay: alloc.relay_addr,
+            username: alloc.username,
+            reason,
+        });
+    }
+
+    fn set_allocation_expiry(&mut self, id: RelayId, expires_at: Instant) {
+        if let Some(a) = self.slab.get_mut(id) {
+            let old = std::mem::replace(&mut a.expires_at, expires_at);
+            self.timers.remove(&(old, TimerKey::Allocation(id)));
+            self.timers.insert((expires_at, TimerKey::Allocation(id)));
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The command line: `tern [serve] [FLAGS]`, `tern check-config`,
+//! `tern credential`, `tern key`. Flags override any value in the config
+//! file; repeatable flags (`--listen`, `--user`, `--rest-secret`) replace
+//! the file's whole list.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+use crate::secret::Secret;
+use crate::telemetry::LogFormat;
+
+/// tern: a STUN/TURN server.
+#[derive(Debug, Parser)]
+#[command(name = "tern", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Serve flags, accepted without the `serve` word (`tern --listen …`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Config file (TOML). Default: the built-in config/tern.toml.
+    #[arg(long, global = true, value_name = "PATH", env = "TERN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, e.g. "debug" or "info,tern::proto=trace" (overrides log.level; RUST_LOG wins).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log format (overrides log.format).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Cli {
+    /// The command to run, `Serve` with the top-level flags when none was given.
+    pub fn resolved_command(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Serve(self.serve.clone()))
+    }
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Load and check the config (with any overrides), print a summary, exit non-zero on error.
+    CheckConfig(ServeArgs),
+    /// Mint a TURN REST API credential (username `EXPIRY[:USER]`, password base64(HMAC-SHA1)).
+    Credential(CredentialArgs),
+    /// Print the hex long-term key MD5("user:realm:password") for `auth.users[].key`.
+    Key(KeyArgs),
+}
+
+/// Overrides for `serve` and `check-config`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Listen address "IP:PORT" (repeatable; replaces server.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Local IP relay sockets bind to, or "auto" (relay.address).
+    #[arg(long, value_name = "IP")]
+    pub relay_address: Option<String>,
+    /// Public IP given to clients behind a 1:1 NAT (relay.advertised_address).
+    #[arg(long, value_name = "IP")]
+    pub advertised_address: Option<String>,
+    /// Relay port range "LOW-HIGH" (relay.ports).
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub relay_ports: Option<String>,
+    /// REALM (auth.realm).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Static user "NAME:PASSWORD" (repeatable; replaces auth.users). Visible in `ps`:
+    /// prefer the config file for long-lived passwords.
+    #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub user: Vec<UserArg>,
+    /// TURN REST shared secret (repeatable; replaces auth.rest_secrets).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERN_REST_SECRET",
+        hide_env_values = true
+    )]
+    pub rest_secret: Vec<String>,
+    /// Worker threads; 0 = one per core (server.workers).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    /// These flags as config overrides (`log_level` comes from the global flag).
+    pub fn overrides(&self, log_level: Option<&str>) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            relay_address: self.relay_address.clone(),
+            advertised_address: self.advertised_address.clone(),
+            relay_ports: self.relay_ports.clone(),
+            realm: self.realm.clone(),
+            users: self
+                .user
+                .iter()
+                .map(|u| (u.name.clone(), u.password.clone()))
+                .collect(),
+            rest_secrets: self.rest_secret.iter().cloned().map(Secret::new).collect(),
+            workers: self.workers,
+            log_level: log_level.map(str::to_owned),
+        }
+    }
+}
+
+/// `--user NAME:PASSWORD`.
+#[derive(Clone, Debug)]
+pub struct UserArg {
+    pub name: String,
+    pub password: Secret<String>,
+}
+
+fn parse_user(s: &str) -> Result<UserArg, String> {
+    match s.split_once(':') {
+        Some((name, pw)) if !name.is_empty() && !pw.is_empty() => Ok(UserArg {
+            name: name.to_owned(),
+            password: Secret::new(pw.to_owned()),
+        }),
+        _ => Err("expected NAME:PASSWORD, e.g. alice:s3cret".to_owned()),
+    }
+}
+
+/// `tern credential`.
+#[derive(Clone, Debug, Args)]
+pub struct CredentialArgs {
+    /// TURN REST shared secret (one of auth.rest_secrets).
+    #[arg(long, env = "TERN_REST_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// User part of the username (`EXPIRY:USER`); omitted → `EXPIRY`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Seconds from now until the credential expires.
+    #[arg(long, default_value_t = 86_400, value_name = "SECS")]
+    pub ttl: u64,
+    /// Print an iceServers-style JSON object instead of two lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Host for the "urls" in --json output (omitted → no "urls").
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port for the "urls" in --json output.
+    #[arg(long, default_value_t = 3478)]
+    pub port: u16,
+}
+
+/// `tern key`.
+#[derive(Clone, Debug, Args)]
+pub struct KeyArgs {
+    /// Username.
+    #[arg(long)]
+    pub user: String,
+    /// Realm (must equal auth.realm).
+    #[arg(long, default_value = "tern")]
+    pub realm: String,
+    /// Password.
+    #[arg(long, env = "TERN_PASSWORD", hide_env_values = true)]
+    pub password: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        <Cli as CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default_and_flags_work_without_it() {
+        let cli =
+            Cli::try_parse_from(["tern", "--listen", "127.0.0.1:3478", "--user", "a:b"]).unwrap();
+        let Command::Serve(args) = cli.resolved_command() else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.listen, ["127.0.0.1:3478"]);
+        assert_eq!(args.user[0].name, "a");
+        assert_eq!(args.user[0].password.expose(), "b");
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "tern",
+            "check-config",
+            "--config",
+            "x.toml",
+            "--relay-ports",
+            "1-2",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.resolved_command(), Command::CheckConfig(a) if a.relay_ports.as_deref() == Some("1-2"))
+        );
+        let cli = Cli::try_parse_from([
+            "tern",
+            "credential",
+            "--secret",
+            "s",
+            "--user",
+            "u",
+            "--ttl",
+            "60",
+        ])
+        .unwrap();
+        assert!(matches!(cli.resolved_command(), Command::Credential(a) if a.ttl == 60));
+        assert!(Cli::try_parse_from(["tern", "--user", "nocolon"]).is_err());
+    }
+}

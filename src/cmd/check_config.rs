@@ -1,0 +1,129 @@
+//! `tern check-config`: load the file, apply the overrides, resolve, and
+//! print what the server would run with (never a secret). Exits non-zero
+//! with the `ConfigError` otherwise (hickory `--validate`, pingora `-t`).
+
+use std::fmt::Write as _;
+
+use crate::cli::{Cli, ServeArgs};
+use crate::cmd::load_config;
+use crate::config::FileConfig;
+use crate::settings::Settings;
+use crate::telemetry::LogFormat;
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let file = load_config(cli.config.as_deref())?;
+    let origin = file.origin.clone();
+    let auto = file.relay.address.trim() == "auto" && args.relay_address.is_none();
+    let overrides = args.overrides(cli.log_level.as_deref());
+    let log_level = file.log_level(&overrides)?;
+    let log_format = cli.log_format.unwrap_or(file.log.format);
+    // The nonce key does not matter for a check.
+    let settings = FileConfig::resolve(file, &overrides, [0; 32])?;
+    print!("{}", summary(&origin, &settings, auto));
+    let log_format = match log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    };
+    println!("  log:        {log_level} ({log_format})");
+    Ok(())
+}
+
+/// A human-readable summary of `settings`; shows counts, never secrets.
+pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
+    let mut out = format!("{origin}: OK\n");
+    let list = |v: &[std::net::SocketAddr]| {
+        if v.is_empty() {
+            "off".to_owned()
+        } else {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let p = &s.proto;
+    let ports = s.relay_ports.end() - s.relay_ports.start() + 1;
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "  udp:        {}", list(&s.udp_listen));
+    let _ = writeln!(out, "  tcp:        {}", list(&s.tcp_listen));
+    let _ = writeln!(
+        out,
+        "  relay:      {}{}",
+        s.relay_ip,
+        if relay_auto { " (auto-detected)" } else { "" }
+    );
+    let advertised = s
+        .advertised_ip
+        .map_or_else(|| "same as relay".to_owned(), |ip| ip.to_string());
+    let _ = writeln!(out, "  advertised: {advertised}");
+    let _ = writeln!(
+        out,
+        "  ports:      {}-{} ({ports} ports)",
+        s.relay_ports.start(),
+        s.relay_ports.end()
+    );
+    let workers = if s.workers == 0 {
+        "one per core".to_owned()
+    } else {
+        s.workers.to_string()
+    };
+    let _ = writeln!(out, "  workers:    {workers}");
+    let _ = writeln!(out, "  realm:      {}", p.realm);
+    let (users, secrets) = (
+        p.credentials.user_count(),
+        p.credentials.rest_secret_count(),
+    );
+    if users + secrets == 0 {
+        let _ = writeln!(
+            out,
+            "  auth:       none configured; serve will generate a user at start"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  auth:       {users} static user(s), {secrets} REST secret(s)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  lifetimes:  default {}s, max {}s, nonce {}s",
+        p.default_lifetime.as_secs(),
+        p.max_lifetime.as_secs(),
+        p.nonce_lifetime.as_secs()
+    );
+    let l = &p.limits;
+    let _ = writeln!(
+        out,
+        "  limits:     {} allocations ({} per user), {} permissions, {} channels per allocation",
+        l.max_allocations,
+        l.max_allocations_per_user,
+        l.max_permissions_per_allocation,
+        l.max_channels_per_allocation
+    );
+    let _ = writeln!(
+        out,
+        "  tcp limits: {} connections ({} per IP), idle {}s, max frame {} bytes",
+        s.tcp.max_connections,
+        s.tcp.max_connections_per_ip,
+        s.tcp.idle_timeout.as_secs(),
+        s.tcp.max_frame
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn summary_counts_but_never_shows_secrets() {
+        let mut file = FileConfig::embedded();
+        file.auth.rest_secrets = vec![crate::secret::Secret::new("topsecret".to_owned())];
+        let s = file.resolve(&Overrides::default(), [0; 32]).unwrap();
+        let out = summary("t.toml", &s, true);
+        assert!(out.contains("0 static user(s), 1 REST secret(s)"), "{out}");
+        assert!(out.contains("0.0.0.0:3478"), "{out}");
+        assert!(!out.contains("topsecret"), "{out}");
+    }
+}

@@ -1,0 +1,510 @@
+//! One worker (shard): a thread with its own `mio` poll, its own listeners
+//! (SO_REUSEPORT), its own `proto::turn::Server` and the relay sockets of the
+//! allocations it owns. Nothing is shared with other workers on the relay
+//! path: no lock, no channel, no allocation per packet.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::clock;
+use super::sockets;
+use super::tcp::{Conn, ConnLimits, ReadState};
+use crate::proto::turn::{
+    ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
+    RelayId, Server, TAILROOM, Transport,
+};
+use crate::settings::Settings;
+
+pub(crate) const WAKER: Token = Token(0);
+const UDP_BASE: usize = 1;
+const TCP_LISTEN_BASE: usize = 1 << 16;
+const CONN_BASE: usize = 1 << 20;
+const RELAY_BASE: usize = 1 << 40;
+
+/// Largest UDP payload plus the headroom and tailroom the core writes into.
+const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
+
+/// How often idle TCP connections are looked for.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+struct RelaySock {
+    id: RelayId,
+    sock: UdpSocket,
+}
+
+pub(crate) struct Worker {
+    poll: Poll,
+    server: Server,
+    udp: Vec<(UdpSocket, SocketAddr)>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    relays: Vec<Option<RelaySock>>,
+    reserved: HashMap<u16, std::net::UdpSocket>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<usize>,
+    conn_by_client: HashMap<SocketAddr, usize>,
+    limits: Arc<ConnLimits>,
+    settings: Arc<Settings>,
+    shutdown: Arc<AtomicBool>,
+    buf: Box<[u8]>,
+    seed: u64,
+    next_housekeeping: Instant,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)] // invariant: built once per worker by `io::start`.
+    pub(crate) fn new(
+        poll: Poll,
+        server: Server,
+        udp: Vec<(std::net::UdpSocket, SocketAddr)>,
+        tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+        limits: Arc<ConnLimits>,
+        settings: Arc<Settings>,
+        shutdown: Arc<AtomicBool>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let mut udp_socks = Vec::new();
+        for (i, (s, addr)) in udp.into_iter().enumerate() {
+            let mut s = UdpSocket::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+            udp_socks.push((s, addr));
+        }
+        let mut tcp_socks = Vec::new();
+        for (i, (s, addr)) in tcp.into_iter().enumerate() {
+            let mut s = TcpListener::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
+            tcp_socks.push((s, addr));
+        }
+        Ok(Self {
+            poll,
+            server,
+            udp: udp_socks,
+            tcp_listeners: tcp_socks,
+            relays: Vec::new(),
+            reserved: HashMap::new(),
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            conn_by_client: HashMap::new(),
+            limits,
+            settings,
+            shutdown,
+            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            seed,
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let deadline = self
+                .server
+                .poll_timeout()
+                .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
+            let timeout = deadline.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "poll failed; worker stops");
+                return;
+            }
+            for ev in &events {
+                let t = ev.token().0;
+                if t == WAKER.0 {
+                    continue;
+                } else if t >= RELAY_BASE {
+                    self.relay_readable(t - RELAY_BASE);
+                } else if t >= CONN_BASE {
+                    self.conn_event(
+                        t - CONN_BASE,
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                    );
+                } else if t >= TCP_LISTEN_BASE {
+                    self.accept(t - TCP_LISTEN_BASE);
+                } else {
+                    self.udp_readable(t - UDP_BASE);
+                }
+            }
+            let now = clock::now();
+            self.server.handle_timeout(now.mono);
+            if now.mono >= self.next_housekeeping {
+                self.next_housekeeping = now.mono + HOUSEKEEPING;
+                self.close_idle(now.mono);
+            }
+            self.drain();
+        }
+        for i in 0..self.conns.len() {
+            self.close_conn(i);
+        }
+    }
+
+    /// Carries out everything the core queued (the drain contract).
+    fn drain(&mut self) {
+        loop {
+            let mut progress = false;
+            while let Some(cmd) = self.server.poll_command() {
+                progress = true;
+                self.command(cmd);
+            }
+            while let Some(t) = self.server.poll_transmit() {
+                progress = true;
+                self.send_to_client(&t.to, &t.data);
+            }
+            while let Some(ev) = self.server.poll_event() {
+                progress = true;
+                log_event(&ev);
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::BindRelay { relay, ipv6, port } => {
+                let now = clock::now();
+                let result = self.bind_relay(relay, ipv6, port);
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "cannot bind a relay socket; answering 508");
+                }
+                self.server
+                    .handle_relay_bound(now, relay, result.map_err(|_| ()));
+            }
+            Command::ReleaseRelay { relay } => {
+                if let Some(slot) = self.relays.get_mut(relay.slot as usize)
+                    && slot.as_ref().is_some_and(|r| r.id == relay)
+                    && let Some(mut r) = slot.take()
+                {
+                    let _ = self.poll.registry().deregister(&mut r.sock);
+                }
+            }
+            Command::ReleaseReservation { port } => {
+                self.reserved.remove(&port);
+            }
+        }
+    }
+
+    fn bind_relay(
+        &mut self,
+        relay: RelayId,
+        ipv6: bool,
+        port: PortRequest,
+    ) -> io::Result<RelayBound> {
+        let s = &self.settings;
+        if ipv6 != s.relay_ip.is_ipv6() {
+            return Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "relay address family not configured",
+            ));
+        }
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let (sock, reserved) = match port {
+            PortRequest::Reserved(p) => {
+                let s = self
+                    .reserved
+                    .remove(&p)
+                    .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
+                (s, None)
+            }
+            req => sockets::relay_socket(s.relay_ip, &s.relay_ports, req, self.seed >> 16)?,
+        };
+        let local = sock.local_addr()?;
+        let reserved_port = match reserved {
+            Some(r) => {
+                let p = r.local_addr()?.port();
+                self.reserved.insert(p, r);
+                Some(p)
+            }
+            None => None,
+        };
+        let mut sock = UdpSocket::from_std(sock);
+        let slot = relay.slot as usize;
+        self.poll
+            .registry()
+            .register(&mut sock, Token(RELAY_BASE + slot), Interest::READABLE)?;
+        if self.relays.len() <= slot {
+            self.relays.resize_with(slot + 1, || None);
+        }
+        self.relays[slot] = Some(RelaySock { id: relay, sock });
+        let ip = s.advertised_ip.unwrap_or(s.relay_ip);
+        Ok(RelayBound {
+            addr: SocketAddr::new(ip, local.port()),
+            reserved_port,
+        })
+    }
+
+    fn udp_readable(&mut self, i: usize) {
+        let Some(&(_, local)) = self.udp.get(i) else {
+            return;
+        };
+        loop {
+            let (n, from) = match self.udp[i].0.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP errors surface as ECONNREFUSED and the like: not fatal.
+                Err(_) => continue,
+            };
+            let five = FiveTuple {
+                client: from,
+                server: local,
+                transport: Transport::Udp,
+            };
+            let action = self
+                .server
+                .handle_client(clock::now(), five, &self.buf[..n]);
+            self.client_action(action, None);
+            self.drain();
+        }
+    }
+
+    /// Relays to a peer; `frame` is where the bytes are when they did not
+    /// come from `self.buf` (a TCP connection's buffer).
+    fn client_action(&mut self, action: ClientAction, frame: Option<&[u8]>) {
+        if let ClientAction::RelayToPeer {
+            relay,
+            peer,
+            payload,
+        } = action
+        {
+            let bytes = match frame {
+                Some(f) => f.get(payload),
+                None => self.buf.get(payload),
+            };
+            if let (Some(Some(r)), Some(bytes)) = (self.relays.get(relay.slot as usize), bytes)
+                && r.id == relay
+            {
+                // A full socket buffer drops the datagram, as a router would.
+                let _ = r.sock.send_to(bytes, peer);
+            }
+        }
+    }
+
+    fn relay_readable(&mut self, slot: usize) {
+        loop {
+            let Some(Some(r)) = self.relays.get(slot) else {
+                return;
+            };
+            let id = r.id;
+            let end = self.buf.len() - TAILROOM;
+            let (n, peer) = match r.sock.recv_from(&mut self.buf[HEADROOM..end]) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => continue,
+            };
+            let now = Instant::now();
+            match self
+                .server
+                .handle_peer(now, id, peer, &mut self.buf, HEADROOM..HEADROOM + n)
+            {
+                PeerAction::Forward { to, bytes } => {
+                    let buf = std::mem::take(&mut self.buf);
+                    if let Some(b) = buf.get(bytes) {
+                        self.send_to_client(&to, b);
+                    }
+                    self.buf = buf;
+                }
+                PeerAction::Dropped(_) => {}
+            }
+        }
+    }
+
+    fn send_to_client(&mut self, to: &FiveTuple, data: &[u8]) {
+        match to.transport {
+            Transport::Udp => {
+                if let Some((s, _)) = self.udp.iter().find(|(_, a)| *a == to.server) {
+                    let _ = s.send_to(data, to.client);
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                if let Some(&i) = self.conn_by_client.get(&to.client) {
+                    let ok = match self.conns.get_mut(i) {
+                        Some(Some(c)) => c.queue(data, self.poll.registry(), Token(CONN_BASE + i)),
+                        _ => true,
+                    };
+                    if !ok {
+                        self.close_conn(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            let Some((l, local)) = self.tcp_listeners.get(i) else {
+                return;
+            };
+            let local = *local;
+            let (stream, from) = match l.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            };
+            if !self.limits.admit(from.ip()) {
+                tracing::debug!(client = %from, "TCP connection refused: connection limit reached");
+                continue;
+            }
+            let idx = self.free_conns.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame);
+            if let Err(e) = conn.register(self.poll.registry(), Token(CONN_BASE + idx)) {
+                tracing::warn!(error = %e, "cannot register a TCP connection");
+                self.limits.release(from.ip());
+                self.free_conns.push(idx);
+                continue;
+            }
+            self.conn_by_client.insert(from, idx);
+            self.conns[idx] = Some(conn);
+        }
+    }
+
+    fn conn_event(&mut self, i: usize, readable: bool, writable: bool) {
+        if writable {
+            let ok = match self.conns.get_mut(i) {
+                Some(Some(c)) => c.flush(self.poll.registry(), Token(CONN_BASE + i)),
+                _ => return,
+            };
+            if !ok {
+                return self.close_conn(i);
+            }
+        }
+        if !readable {
+            return;
+        }
+        loop {
+            let Some(Some(conn)) = self.conns.get_mut(i) else {
+                return;
+            };
+            let five = conn.five();
+            let mut rbuf = conn.take_rbuf();
+            let read = conn.read_into(&mut rbuf);
+            let mut consumed = 0;
+            let mut fatal = read.is_err();
+            while !fatal {
+                match crate::proto::framing::frame_len(
+                    &rbuf[consumed..],
+                    self.settings.tcp.max_frame,
+                ) {
+                    Ok(Some(len)) if rbuf.len() - consumed >= len => {
+                        let frame = &rbuf[consumed..consumed + len];
+                        let action = self.server.handle_client(clock::now(), five, frame);
+                        self.client_action(action, Some(frame));
+                        self.drain();
+                        consumed += len;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::debug!(client = %five.client, error = %e, "closing TCP connection: bad framing");
+                        fatal = true;
+                    }
+                }
+            }
+            rbuf.drain(..consumed);
+            match self.conns.get_mut(i) {
+                Some(Some(c)) => c.put_rbuf(rbuf, consumed > 0),
+                _ => return,
+            }
+            match read {
+                Ok(ReadState::Full) if !fatal => continue,
+                Ok(ReadState::Drained) if !fatal => return,
+                _ => return self.close_conn(i),
+            }
+        }
+    }
+
+    fn close_conn(&mut self, i: usize) {
+        let Some(slot) = self.conns.get_mut(i) else {
+            return;
+        };
+        let Some(mut c) = slot.take() else { return };
+        let _ = c.deregister(self.poll.registry());
+        let five = c.five();
+        self.conn_by_client.remove(&five.client);
+        self.limits.release(five.client.ip());
+        self.free_conns.push(i);
+        self.server.handle_client_closed(&five);
+        self.drain();
+    }
+
+    fn close_idle(&mut self, now: Instant) {
+        let idle = self.settings.tcp.idle_timeout;
+        let stale: Vec<usize> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| now.duration_since(c.last_frame()) > idle)
+                    .map(|_| i)
+            })
+            .collect();
+        for i in stale {
+            tracing::debug!("closing idle TCP connection");
+            self.close_conn(i);
+        }
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::AllocationCreated {
+            client,
+            relay,
+            username,
+            lifetime,
+        } => tracing::info!(
+            client = %client.client, transport = ?client.transport, %relay, username = %username,
+            lifetime_s = lifetime.as_secs(), "allocation created"
+        ),
+        Event::AllocationEnded {
+            client,
+            relay,
+            username,
+            reason,
+        } => {
+            tracing::info!(client = %client.client, %relay, username = %username, ?reason, "allocation ended")
+        }
+        Event::PeerDenied {
+            client,
+            peer,
+            reason,
+        } => {
+            tracing::debug!(client = %client.client, %peer, %reason, "peer refused (403)")
+        }
+        Event::AuthFailed {
+            client,
+            username,
+            reason,
+        } => {
+            tracing::debug!(client = %client.client, username = %username, %reason, "authentication failed (401)")
+        }
+    }
+}
+
+/// Ties a worker's waker to the shutdown flag.
+pub(crate) fn waker(poll: &Poll) -> io::Result<Waker> {
+    Waker::new(poll.registry(), WAKER)
+}

@@ -1,0 +1,142 @@
+//! CreatePermission (RFC 8656 §9–10) and ChannelBind (§12).
+
+use std::net::SocketAddr;
+
+use super::request::{Authed, ErrExtra, Req, xor_addr};
+use super::{Event, Server};
+use crate::proto::channel_data::ChannelNumber;
+use crate::proto::stun::{AttrType, Class, Message, decode_xor_addr};
+use crate::proto::time::Now;
+
+/// Most XOR-PEER-ADDRESS attributes read from one CreatePermission.
+const MAX_PEERS_PER_REQUEST: usize = 16;
+
+impl Server {
+    /// Checks a peer against the allocation's family and the peer policy;
+    /// the error code to answer with if it is refused.
+    fn vet_peer(
+        &mut self,
+        req: Req,
+        relay_v6: bool,
+        peer: SocketAddr,
+        whole_addr: bool,
+    ) -> Result<(), u16> {
+        if peer.is_ipv6() != relay_v6 {
+            return Err(443);
+        }
+        let policy = &self.config.peer_policy;
+        let verdict = if whole_addr {
+            policy.check_addr(peer)
+        } else {
+            policy.check(peer.ip())
+        };
+        if let Err(deny) = verdict {
+            self.stats.peer_denied += 1;
+            self.events.push_back(Event::PeerDenied {
+                client: req.from,
+                peer: peer.ip(),
+                reason: deny.to_string(),
+            });
+            return Err(403);
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_permission(
+        &mut self,
+        now: Now,
+        req: Req,
+        msg: &Message<'_>,
+        auth: Authed,
+    ) {
+        let key = Some(auth.key);
+        let Some(id) = self.by_client.get(&req.from).copied() else {
+            return self.error(now, req, 437, ErrExtra::None, key);
+        };
+        let Some(relay_v6) = self.slab.get(id).map(|a| a.relay_addr.is_ipv6()) else {
+            return self.error(now, req, 437, ErrExtra::None, key);
+        };
+        let tid = msg.transaction_id();
+        let mut peers = [None::<SocketAddr>; MAX_PEERS_PER_REQUEST];
+        let mut n = 0;
+        for (t, v) in msg.attrs() {
+            if t != AttrType::XOR_PEER_ADDRESS {
+                continue;
+            }
+            let Ok(peer) = decode_xor_addr(v, &tid) else {
+                return self.error(now, req, 400, ErrExtra::None, key);
+            };
+            if n == MAX_PEERS_PER_REQUEST {
+                return self.error(now, req, 508, ErrExtra::None, key);
+            }
+            if let Err(code) = self.vet_peer(req, relay_v6, peer, false) {
+                return self.error(now, req, code, ErrExtra::None, key);
+            }
+            peers[n] = Some(peer);
+            n += 1;
+        }
+        if n == 0 {
+            return self.error(now, req, 400, ErrExtra::None, key);
+        }
+        // All or nothing (RFC 8656 §10.2): check the quota before installing any.
+        let max = self.config.limits.max_permissions_per_allocation as usize;
+        let Some(alloc) = self.slab.get_mut(id) else {
+            return;
+        };
+        let fits = peers[..n]
+            .iter()
+            .flatten()
+            .enumerate()
+            .all(|(i, p)| alloc.permission_fits(p.ip(), now.mono, max, i));
+        if !fits {
+            return self.error(now, req, 508, ErrExtra::None, key);
+        }
+        for p in peers[..n].iter().flatten() {
+            alloc.install_permission(p.ip(), now.mono, max);
+        }
+        self.reply(Some(now), req, Class::Success, key, |_| {});
+    }
+
+    pub(super) fn channel_bind(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
+        let key = Some(auth.key);
+        let Some(id) = self.by_client.get(&req.from).copied() else {
+            return self.error(now, req, 437, ErrExtra::None, key);
+        };
+        let Some(relay_v6) = self.slab.get(id).map(|a| a.relay_addr.is_ipv6()) else {
+            return self.error(now, req, 437, ErrExtra::None, key);
+        };
+        let number = msg.get(AttrType::CHANNEL_NUMBER).and_then(|v| {
+            let b: [u8; 4] = v.try_into().ok()?;
+            ChannelNumber::new(u16::from_be_bytes([b[0], b[1]]))
+        });
+        let Some(number) = number else {
+            return self.error(now, req, 400, ErrExtra::None, key);
+        };
+        let Some(Ok(peer)) = xor_addr(msg, AttrType::XOR_PEER_ADDRESS) else {
+            return self.error(now, req, 400, ErrExtra::None, key);
+        };
+        if let Err(code) = self.vet_peer(req, relay_v6, peer, true) {
+            return self.error(now, req, code, ErrExtra::None, key);
+        }
+        let limits = &self.config.limits;
+        let (max_ch, max_perm) = (
+            limits.max_channels_per_allocation as usize,
+            limits.max_permissions_per_allocation as usize,
+        );
+        let Some(alloc) = self.slab.get_mut(id) else {
+            return;
+        };
+        let refresh = match alloc.check_channel_bind(number, peer, now.mono) {
+            Ok(r) => r,
+            Err(_) => return self.error(now, req, 400, ErrExtra::None, key),
+        };
+        if !refresh && alloc.held_channels(now.mono) >= max_ch
+            || !alloc.permission_fits(peer.ip(), now.mono, max_perm, 0)
+        {
+            return self.error(now, req, 508, ErrExtra::None, key);
+        }
+        alloc.bind_channel(number, peer, now.mono);
+        alloc.install_permission(peer.ip(), now.mono, max_perm);
+        self.reply(Some(now), req, Class::Success, key, |_| {});
+    }
+}

@@ -1,0 +1,247 @@
+use super::*;
+
+#[test]
+fn allocate_success_carries_relay_mapped_lifetime_and_integrity() {
+    let mut t = TestServer::new();
+    let c = client();
+    let req = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::DONT_FRAGMENT, &[]);
+    });
+    let resp = t.request(c, &req);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let tid = m.transaction_id();
+    let mapped =
+        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_MAPPED_ADDRESS).unwrap(), &tid)
+            .unwrap();
+    assert_eq!(mapped, c.client);
+    assert_eq!(
+        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
+        Ok(600)
+    );
+    assert!(
+        m.check_integrity(&LongTermKey::derive(USER, REALM, PASS).0)
+            .is_ok()
+    );
+    assert_eq!(t.server.allocation_count(), 1);
+}
+
+#[test]
+fn retransmitted_allocate_gets_the_same_response_not_437() {
+    let mut t = TestServer::new();
+    let c = client();
+    let req = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    let first = t.request(c, &req);
+    let again = t.request(c, &req);
+    assert_eq!(first, again);
+    assert_eq!(t.bound.len(), 1, "no second relay socket");
+    // A new transaction for the same 5-tuple is a mismatch.
+    let req2 = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &req2)), 437);
+    // After the replay window the cached response is gone.
+    t.advance(REPLAY_WINDOW + Duration::from_secs(1));
+    assert_eq!(error_code(&t.request(c, &req)), 437);
+}
+
+#[test]
+fn allocate_errors() {
+    let mut t = TestServer::new();
+    let c = client();
+    // 400: no REQUESTED-TRANSPORT.
+    let r = t.req(&c, Method::ALLOCATE, |_, _| {});
+    assert_eq!(error_code(&t.request(c, &r)), 400);
+    // 442: TCP relay not offered.
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[6, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 442);
+    // 440: IPv6 relay not available.
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 440);
+    // 400: EVEN-PORT together with RESERVATION-TOKEN.
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::EVEN_PORT, &[0x80]);
+        w.push(AttrType::RESERVATION_TOKEN, &[1; 8]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 400);
+    // 508: unknown reservation token.
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &[1; 8]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 508);
+    assert_eq!(t.server.allocation_count(), 0);
+}
+
+#[test]
+fn failed_relay_bind_is_508_and_releases_quota() {
+    let mut t = TestServer::with(|c| c.limits.max_allocations_per_user = 1);
+    t.fail_binds = true;
+    let c = client();
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 508);
+    t.fail_binds = false;
+    t.allocate(c);
+}
+
+#[test]
+fn quota_486_per_user_and_508_total_then_free_again() {
+    let mut t = TestServer::with(|c| {
+        c.limits.max_allocations_per_user = 2;
+        c.limits.max_allocations = 3;
+    });
+    let mk = |port| FiveTuple {
+        client: addr(&format!("198.51.100.7:{port}")),
+        ..client()
+    };
+    t.allocate(mk(1));
+    t.allocate(mk(2));
+    let r = t.req(&mk(3), Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(mk(3), &r)), 486);
+    // bob has his own per-user budget but the total is 3.
+    let (_, r) = t.authed(&mk(4), Method::ALLOCATE, "bob", "bobpw", |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    expect_success(&t.request(mk(4), &r), Method::ALLOCATE);
+    let (_, r) = t.authed(&mk(5), Method::ALLOCATE, "bob", "bobpw", |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(mk(5), &r)), 508);
+    // Deleting one frees the quota at once.
+    expect_success(&t.refresh(mk(1), Some(0)), Method::REFRESH);
+    t.allocate(mk(3));
+}
+
+#[test]
+fn lifetime_is_capped_and_defaulted() {
+    let mut t = TestServer::with(|c| c.max_lifetime = Duration::from_secs(3600));
+    let c = client();
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push_u32(AttrType::LIFETIME, 999_999);
+    });
+    let resp = t.request(c, &r);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    assert_eq!(
+        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
+        Ok(3600)
+    );
+    let resp = t.refresh(c, Some(100));
+    let m = expect_success(&resp, Method::REFRESH);
+    assert_eq!(
+        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
+        Ok(100)
+    );
+    assert_eq!(t.server.poll_timeout(), Some(t.now.mono + REPLAY_WINDOW));
+}
+
+#[test]
+fn allocation_expires_and_releases_its_relay() {
+    let mut t = TestServer::new();
+    let c = client();
+    t.allocate(c);
+    let id = t.bound[0];
+    t.advance(Duration::from_secs(599));
+    assert_eq!(t.server.allocation_count(), 1);
+    t.advance(Duration::from_secs(1));
+    assert_eq!(t.server.allocation_count(), 0);
+    assert_eq!(t.released, vec![id]);
+    assert_eq!(error_code(&t.refresh(c, None)), 437);
+}
+
+#[test]
+fn refresh_zero_deletes_at_once_and_nothing_is_relayed_after() {
+    let mut t = TestServer::new();
+    let c = client();
+    t.allocate(c);
+    let peer = addr("8.8.8.8:5000");
+    expect_success(&t.channel_bind(c, 0x4000, peer), Method::CHANNEL_BIND);
+    let id = t.bound[0];
+    assert!(t.from_peer(id, peer, b"hi").is_some());
+    let r = t.req(&c, Method::REFRESH, |w, _| {
+        w.push_u32(AttrType::LIFETIME, 0);
+    });
+    let resp = t.request(c, &r);
+    let m = expect_success(&resp, Method::REFRESH);
+    assert_eq!(
+        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
+        Ok(0)
+    );
+    assert_eq!(t.released, vec![id]);
+    assert!(t.from_peer(id, peer, b"hi").is_none());
+    let (action, _) = t.input(c, &[0x40, 0x00, 0x00, 0x02, b'h', b'i', 0, 0]);
+    assert_eq!(action, ClientAction::Dropped(DropReason::NoAllocation));
+    // The retransmitted Refresh(0) gets its original success, not 437.
+    assert_eq!(t.request(c, &r), resp);
+}
+
+#[test]
+fn even_port_reservation_token_claims_the_next_port() {
+    let mut t = TestServer::new();
+    let c = client();
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::EVEN_PORT, &[0x80]);
+    });
+    let resp = t.request(c, &r);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let tid = m.transaction_id();
+    let relay =
+        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
+            .unwrap();
+    let token = m
+        .get(AttrType::RESERVATION_TOKEN)
+        .expect("RESERVATION-TOKEN")
+        .to_vec();
+    let c2 = FiveTuple {
+        client: addr("198.51.100.8:1"),
+        ..client()
+    };
+    let r = t.req(&c2, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &token);
+    });
+    let resp = t.request(c2, &r);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let tid = m.transaction_id();
+    let relay2 =
+        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
+            .unwrap();
+    assert_eq!(relay2.port(), relay.port() + 1);
+    // The token is single-use.
+    let c3 = FiveTuple {
+        client: addr("198.51.100.9:1"),
+        ..client()
+    };
+    let r = t.req(&c3, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &token);
+    });
+    assert_eq!(error_code(&t.request(c3, &r)), 508);
+}
+
+#[test]
+fn closed_tcp_connection_ends_its_allocation() {
+    let mut t = TestServer::new();
+    let c = FiveTuple {
+        transport: Transport::Tcp,
+        ..client()
+    };
+    t.allocate(c);
+    t.server.handle_client_closed(&c);
+    t.pump();
+    assert_eq!(t.server.allocation_count(), 0);
+    assert_eq!(t.released.len(), 1);
+}

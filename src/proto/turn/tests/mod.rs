@@ -1,0 +1,262 @@
+//! State-machine tests in virtual time: no sockets, no sleeping.
+
+mod allocate;
+mod auth;
+mod permission;
+mod relay;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::auth::{Credentials, LongTermKey};
+use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::stun::{
+    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId, decode_error_code,
+};
+use crate::proto::time::Now;
+
+pub(super) const REALM: &str = "tern";
+pub(super) const USER: &str = "alice";
+pub(super) const PASS: &str = "secret";
+
+pub(super) fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+pub(super) fn client() -> FiveTuple {
+    FiveTuple {
+        client: addr("198.51.100.7:40000"),
+        server: addr("203.0.113.1:3478"),
+        transport: Transport::Udp,
+    }
+}
+
+/// A server in virtual time plus a fake relay-socket binder.
+pub(super) struct TestServer {
+    pub(super) server: Server,
+    pub(super) now: Now,
+    next_port: u16,
+    pub(super) bound: Vec<RelayId>,
+    pub(super) released: Vec<RelayId>,
+    pub(super) fail_binds: bool,
+    tid_counter: u32,
+}
+
+impl TestServer {
+    pub(super) fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub(super) fn with(f: impl FnOnce(&mut Config)) -> Self {
+        let mut creds = Credentials::new([9; 32]);
+        creds.add_user_password(USER, REALM, PASS);
+        creds.add_user_password("bob", REALM, "bobpw");
+        creds.add_rest_secret("restsecret");
+        let mut config = Config::new(REALM, creds);
+        config.peer_policy = PeerPolicy::default();
+        f(&mut config);
+        let server = Server::new(Arc::new(config), Arc::new(QuotaLedger::new()));
+        Self {
+            server,
+            now: Now {
+                mono: Instant::now(),
+                unix_secs: 1_700_000_000,
+            },
+            next_port: 50_000,
+            bound: Vec::new(),
+            released: Vec::new(),
+            fail_binds: false,
+            tid_counter: 0,
+        }
+    }
+
+    pub(super) fn advance(&mut self, d: Duration) {
+        self.now.mono += d;
+        self.now.unix_secs += d.as_secs();
+        self.server.handle_timeout(self.now.mono);
+        self.pump();
+    }
+
+    /// Carries out commands like the driver would.
+    fn pump(&mut self) {
+        while let Some(cmd) = self.server.poll_command() {
+            match cmd {
+                Command::BindRelay { relay, port, .. } => {
+                    let result = if self.fail_binds {
+                        Err(())
+                    } else {
+                        self.next_port += 2;
+                        let reserved_port =
+                            matches!(port, PortRequest::Even { reserve_next: true })
+                                .then_some(self.next_port + 1);
+                        let p = match port {
+                            PortRequest::Reserved(p) => p,
+                            _ => self.next_port,
+                        };
+                        self.bound.push(relay);
+                        Ok(RelayBound {
+                            addr: SocketAddr::new("203.0.113.1".parse().unwrap(), p),
+                            reserved_port,
+                        })
+                    };
+                    self.server.handle_relay_bound(self.now, relay, result);
+                }
+                Command::ReleaseRelay { relay } => self.released.push(relay),
+                Command::ReleaseReservation { .. } => {}
+            }
+        }
+    }
+
+    pub(super) fn tid(&mut self) -> TransactionId {
+        self.tid_counter += 1;
+        let mut t = [0u8; 12];
+        t[..4].copy_from_slice(&self.tid_counter.to_be_bytes());
+        TransactionId(t)
+    }
+
+    /// Sends raw bytes; returns the action and every reply queued.
+    pub(super) fn input(&mut self, from: FiveTuple, bytes: &[u8]) -> (ClientAction, Vec<Vec<u8>>) {
+        let action = self.server.handle_client(self.now, from, bytes);
+        self.pump();
+        let mut out = Vec::new();
+        while let Some(t) = self.server.poll_transmit() {
+            assert_eq!(t.to, from);
+            out.push(t.data);
+        }
+        (action, out)
+    }
+
+    /// Sends a request and returns its single response.
+    pub(super) fn request(&mut self, from: FiveTuple, bytes: &[u8]) -> Vec<u8> {
+        let (action, mut out) = self.input(from, bytes);
+        assert_eq!(action, ClientAction::Handled);
+        assert_eq!(out.len(), 1, "expected exactly one response");
+        out.pop().unwrap()
+    }
+
+    /// A fresh nonce, as a 401 would give.
+    pub(super) fn nonce(&self, from: &FiveTuple) -> Vec<u8> {
+        self.server
+            .config()
+            .credentials
+            .nonce_key()
+            .make(self.now.unix_secs, from.client.ip())
+            .to_vec()
+    }
+
+    /// Builds an authenticated request for `user`/`pass`.
+    pub(super) fn authed(
+        &mut self,
+        from: &FiveTuple,
+        method: Method,
+        user: &str,
+        pass: &str,
+        f: impl FnOnce(&mut MessageWriter<'_>, &TransactionId),
+    ) -> (TransactionId, Vec<u8>) {
+        let tid = self.tid();
+        let nonce = self.nonce(from);
+        let key = LongTermKey::derive(user, REALM, pass);
+        let mut out = Vec::new();
+        let mut w = MessageWriter::new(&mut out, MessageType::new(method, Class::Request), tid);
+        f(&mut w, &tid);
+        w.push(AttrType::USERNAME, user.as_bytes());
+        w.push(AttrType::REALM, REALM.as_bytes());
+        w.push(AttrType::NONCE, &nonce);
+        w.push_integrity(&key.0);
+        w.push_fingerprint();
+        (tid, out)
+    }
+
+    pub(super) fn req(
+        &mut self,
+        from: &FiveTuple,
+        method: Method,
+        f: impl FnOnce(&mut MessageWriter<'_>, &TransactionId),
+    ) -> Vec<u8> {
+        self.authed(from, method, USER, PASS, f).1
+    }
+
+    /// Allocates for `from`; returns the relay address.
+    pub(super) fn allocate(&mut self, from: FiveTuple) -> SocketAddr {
+        let req = self.req(&from, Method::ALLOCATE, |w, _| {
+            w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        });
+        let resp = self.request(from, &req);
+        let m = expect_success(&resp, Method::ALLOCATE);
+        let tid = m.transaction_id();
+        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
+            .unwrap()
+    }
+
+    pub(super) fn create_permission(&mut self, from: FiveTuple, peers: &[SocketAddr]) -> Vec<u8> {
+        let req = self.req(&from, Method::CREATE_PERMISSION, |w, _| {
+            for p in peers {
+                w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, *p);
+            }
+        });
+        self.request(from, &req)
+    }
+
+    pub(super) fn channel_bind(&mut self, from: FiveTuple, ch: u16, peer: SocketAddr) -> Vec<u8> {
+        let req = self.req(&from, Method::CHANNEL_BIND, |w, _| {
+            w.push(AttrType::CHANNEL_NUMBER, &[(ch >> 8) as u8, ch as u8, 0, 0]);
+            w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
+        });
+        self.request(from, &req)
+    }
+
+    pub(super) fn refresh(&mut self, from: FiveTuple, lifetime: Option<u32>) -> Vec<u8> {
+        let req = self.req(&from, Method::REFRESH, |w, _| {
+            if let Some(l) = lifetime {
+                w.push_u32(AttrType::LIFETIME, l);
+            }
+        });
+        self.request(from, &req)
+    }
+
+    /// A peer datagram arriving on `relay`: returns the bytes sent to the client.
+    pub(super) fn from_peer(
+        &mut self,
+        relay: RelayId,
+        peer: SocketAddr,
+        payload: &[u8],
+    ) -> Option<(FiveTuple, Vec<u8>)> {
+        let mut buf = vec![0u8; HEADROOM + payload.len() + TAILROOM];
+        buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
+        match self.server.handle_peer(
+            self.now.mono,
+            relay,
+            peer,
+            &mut buf,
+            HEADROOM..HEADROOM + payload.len(),
+        ) {
+            PeerAction::Forward { to, bytes } => Some((to, buf[bytes].to_vec())),
+            PeerAction::Dropped(_) => None,
+        }
+    }
+}
+
+pub(super) fn expect_success(resp: &[u8], method: Method) -> Message<'_> {
+    let m = Message::parse(resp).expect("response parses");
+    if m.message_type().class == Class::Error {
+        let (code, reason) = decode_error_code(m.get(AttrType::ERROR_CODE).unwrap()).unwrap();
+        panic!("expected success, got {code} {reason}");
+    }
+    assert_eq!(m.message_type(), MessageType::new(method, Class::Success));
+    assert!(m.check_fingerprint().is_ok());
+    m
+}
+
+pub(super) fn error_code(resp: &[u8]) -> u16 {
+    let m = Message::parse(resp).expect("response parses");
+    assert_eq!(
+        m.message_type().class,
+        Class::Error,
+        "expected an error response"
+    );
+    decode_error_code(m.get(AttrType::ERROR_CODE).expect("ERROR-CODE"))
+        .unwrap()
+        .0
+}

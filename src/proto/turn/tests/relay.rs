@@ -1,0 +1,151 @@
+use super::*;
+
+#[test]
+fn channel_data_both_ways() {
+    let mut t = TestServer::new();
+    let c = client();
+    t.allocate(c);
+    let id = t.bound[0];
+    let peer = addr("8.8.8.8:5000");
+    expect_success(&t.channel_bind(c, 0x4001, peer), Method::CHANNEL_BIND);
+    let frame = [0x40, 0x01, 0x00, 0x03, b'a', b'b', b'c', 0];
+    let (action, replies) = t.input(c, &frame);
+    assert_eq!(
+        action,
+        ClientAction::RelayToPeer {
+            relay: id,
+            peer,
+            payload: 4..7
+        }
+    );
+    assert!(replies.is_empty());
+    let (to, bytes) = t.from_peer(id, peer, b"xyz").unwrap();
+    assert_eq!(to, c);
+    assert_eq!(
+        bytes,
+        [0x40, 0x01, 0x00, 0x03, b'x', b'y', b'z'],
+        "UDP: no padding"
+    );
+    // Wrong channel, truncated length: dropped.
+    assert_eq!(
+        t.input(c, &[0x40, 0x02, 0, 1, 0]).0,
+        ClientAction::Dropped(DropReason::NoChannel)
+    );
+    assert_eq!(
+        t.input(c, &[0x40, 0x01, 0, 9, 0]).0,
+        ClientAction::Dropped(DropReason::Malformed)
+    );
+    assert_eq!(
+        t.input(c, &[0x50, 0x01, 0, 0]).0,
+        ClientAction::Dropped(DropReason::Malformed)
+    );
+}
+
+#[test]
+fn channel_data_to_tcp_client_is_padded() {
+    let mut t = TestServer::new();
+    let c = FiveTuple {
+        transport: Transport::Tcp,
+        ..client()
+    };
+    t.allocate(c);
+    let id = t.bound[0];
+    let peer = addr("8.8.8.8:5000");
+    expect_success(&t.channel_bind(c, 0x4001, peer), Method::CHANNEL_BIND);
+    let (_, bytes) = t.from_peer(id, peer, b"xyz").unwrap();
+    assert_eq!(bytes, [0x40, 0x01, 0x00, 0x03, b'x', b'y', b'z', 0]);
+}
+
+#[test]
+fn send_indication_and_data_indication() {
+    let mut t = TestServer::new();
+    let c = client();
+    t.allocate(c);
+    let id = t.bound[0];
+    let peer = addr("8.8.8.8:5000");
+    let send = |t: &mut TestServer, peer: SocketAddr| {
+        let tid = t.tid();
+        let mut out = Vec::new();
+        let mut w = MessageWriter::new(
+            &mut out,
+            MessageType::new(Method::SEND, Class::Indication),
+            tid,
+        );
+        w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
+        w.push(AttrType::DATA, b"hello");
+        out
+    };
+    // No permission yet: dropped.
+    let ind = send(&mut t, peer);
+    assert_eq!(
+        t.input(c, &ind).0,
+        ClientAction::Dropped(DropReason::NoPermission)
+    );
+    expect_success(&t.create_permission(c, &[peer]), Method::CREATE_PERMISSION);
+    let ind = send(&mut t, peer);
+    let (action, replies) = t.input(c, &ind);
+    assert!(replies.is_empty());
+    let ClientAction::RelayToPeer {
+        relay,
+        peer: p,
+        payload,
+    } = action
+    else {
+        panic!("{action:?}")
+    };
+    assert_eq!((relay, p), (id, peer));
+    assert_eq!(&ind[payload], b"hello");
+    // A denied peer is dropped even with a permission on some other address.
+    let ind = send(&mut t, addr("127.0.0.1:5000"));
+    assert_eq!(
+        t.input(c, &ind).0,
+        ClientAction::Dropped(DropReason::PeerDenied)
+    );
+
+    let (to, bytes) = t.from_peer(id, peer, b"world").unwrap();
+    assert_eq!(to, c);
+    let m = Message::parse(&bytes).expect("Data indication parses");
+    assert_eq!(
+        m.message_type(),
+        MessageType::new(Method::DATA, Class::Indication)
+    );
+    assert_eq!(m.get(AttrType::DATA), Some(&b"world"[..]));
+    let tid = m.transaction_id();
+    assert_eq!(
+        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_PEER_ADDRESS).unwrap(), &tid),
+        Ok(peer)
+    );
+}
+
+#[test]
+fn relay_to_another_allocation_on_the_same_server() {
+    let mut t = TestServer::new();
+    let a = client();
+    let b = FiveTuple {
+        client: addr("198.51.100.8:40000"),
+        ..client()
+    };
+    let ra = t.allocate(a);
+    let rb = t.allocate(b);
+    // Own relay addresses are allowed peers (the server adds them to the policy at start).
+    let mut cfg = t.server.config().clone();
+    cfg.peer_policy.add_relay_ip(ra.ip());
+    t.server.apply_config(Arc::new(cfg));
+    expect_success(&t.create_permission(a, &[rb]), Method::CREATE_PERMISSION);
+    expect_success(&t.create_permission(b, &[ra]), Method::CREATE_PERMISSION);
+}
+
+#[test]
+fn stats_count_relayed_and_dropped() {
+    let mut t = TestServer::new();
+    let c = client();
+    t.allocate(c);
+    let peer = addr("8.8.8.8:5000");
+    expect_success(&t.channel_bind(c, 0x4000, peer), Method::CHANNEL_BIND);
+    for _ in 0..3 {
+        t.input(c, &[0x40, 0x00, 0, 1, 7, 0, 0, 0]);
+    }
+    t.input(c, &[0x40, 0x05, 0, 1, 7, 0, 0, 0]);
+    assert_eq!(t.server.stats().relayed_to_peer, 3);
+    assert_eq!(t.server.stats().dropped, 1);
+}

@@ -1,0 +1,40 @@
+//! Logging: tracing-subscriber to stderr, as text or JSON, filtered by an
+//! EnvFilter directive. `RUST_LOG`, when set and non-empty, wins over the
+//! configured level so an operator can turn on debug logs without editing
+//! the file.
+
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+
+/// Log line format (`log.format`, `--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The filter to use: `RUST_LOG` if set and non-empty, else `level`.
+pub fn filter(level: &str) -> anyhow::Result<EnvFilter> {
+    let directive = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => level.to_owned(),
+    };
+    EnvFilter::try_new(&directive)
+        .map_err(|e| anyhow::anyhow!("log filter {directive:?} is invalid: {e}"))
+}
+
+/// Installs the global subscriber (stderr). Call once, before anything logs.
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(level)?)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}

@@ -1,0 +1,93 @@
+//! Binary-level tests of `tern check-config`, `tern credential` and `tern key`.
+
+use std::process::{Command, Output};
+
+fn tern(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TERN_REST_SECRET")
+        .env_remove("TERN_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tern")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_config_accepts_the_default_and_examples() {
+    for file in [
+        "config/tern.toml",
+        "config/examples/static-users.toml",
+        "config/examples/rest-api.toml",
+        "config/examples/behind-1to1-nat.toml",
+        "config/examples/hardened.toml",
+    ] {
+        let out = tern(&["check-config", "--config", file]);
+        assert!(out.status.success(), "{file}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.starts_with(&format!("{file}: OK")), "{stdout}");
+        // Secrets never appear in the summary.
+        assert!(
+            !stdout.contains("replace-me") && !stdout.contains("horse"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_config_rejects_a_bad_file_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[relay]\nports = \"70000-1\"\n").unwrap();
+    let out = tern(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml: relay.ports: \"70000-1\" is not a port range"),
+        "{stderr}"
+    );
+
+    std::fs::write(&path, "[peers]\nalow = []\n").unwrap();
+    let out = tern(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:2:1: in [peers]: unknown field `alow`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_names_a_bad_flag() {
+    let out = tern(&["check-config", "--relay-ports", "5-1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("command line (--relay-ports): relay.ports"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn credential_password_is_rest_hmac_of_username() {
+    let out = tern(&["credential", "--secret", "s", "--user", "u", "--ttl", "60"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    let username = lines.next().unwrap().strip_prefix("username: ").unwrap();
+    let password = lines.next().unwrap().strip_prefix("password: ").unwrap();
+    assert!(username.ends_with(":u"), "{username}");
+    assert_eq!(password, tern::proto::auth::rest_password(b"s", username));
+}
+
+#[test]
+fn key_prints_the_long_term_key() {
+    let out = tern(&["key", "--user", "bob", "--realm", "r", "--password", "pw"]);
+    assert!(out.status.success());
+    let want = tern::proto::auth::LongTermKey::derive("bob", "r", "pw").to_hex();
+    assert_eq!(text(&out.stdout).trim(), want);
+}
