@@ -6,28 +6,50 @@
 use tokio::net::UdpSocket;
 
 use crate::harness::{PASS, TestServer, USER, is_coturn, settings, settings_default_policy};
-use crate::turn_webrtc_rs::{Allocation, allocate, peer_recv, relay_recv, relay_send};
+use crate::turn_webrtc_rs::{Allocation, allocate, relay_recv, relay_send};
 
-/// A and B allocate; each gets a permission for 127.0.0.1 by sending to a
-/// sink socket there (so neither first datagram to the other's relay is lost
-/// to a missing permission); then data flows A→B and B→A, enough rounds
+/// A and B allocate and send to each other's relay address, enough rounds
 /// for the client to move from Send indications to channels.
-async fn relay_to_relay(server: &TestServer) {
+///
+/// Permissions: A's first datagram to B installs A's permission but may be
+/// dropped by B (no permission yet); after that both sides have one. With
+/// `default_policy`, a datagram from A to a non-relay port on the relay IP
+/// (a local service) must not be delivered.
+async fn relay_to_relay(server: &TestServer, default_policy: bool) {
     let a = allocate(server.udp, USER, PASS).await.expect("Allocate A");
     let b = allocate(server.udp, USER, PASS).await.expect("Allocate B");
     assert_ne!(a.relay_addr, b.relay_addr);
 
-    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let sink_addr = sink.local_addr().unwrap();
-    for (name, alloc) in [("A", &a), ("B", &b)] {
-        relay_send(alloc.relay.as_ref(), name.as_bytes(), sink_addr).await;
-        let (got, from) = peer_recv(&sink, &format!("permission probe from {name}")).await;
-        assert_eq!((got.as_slice(), from), (name.as_bytes(), alloc.relay_addr));
+    const PROBE: &str = "A's permission probe";
+    relay_send(a.relay.as_ref(), PROBE.as_bytes(), b.relay_addr).await;
+    let local_service = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    if default_policy {
+        let to = local_service.local_addr().unwrap();
+        relay_send(a.relay.as_ref(), b"to a local service", to).await;
     }
+
+    exchange(&b, &a, "B->A first").await;
+    relay_send(a.relay.as_ref(), b"A->B first", b.relay_addr).await;
+    let (mut got, mut src) = relay_recv(b.relay.as_ref(), "A->B first").await;
+    if got == PROBE.as_bytes() {
+        (got, src) = relay_recv(b.relay.as_ref(), "A->B first").await;
+    }
+    assert_eq!(
+        (String::from_utf8_lossy(&got).as_ref(), src),
+        ("A->B first", a.relay_addr)
+    );
 
     for i in 0..10 {
         exchange(&a, &b, &format!("A->B {i}")).await;
         exchange(&b, &a, &format!("B->A {i}")).await;
+    }
+    if default_policy && !is_coturn() {
+        let mut buf = [0u8; 64];
+        let leaked = local_service.try_recv_from(&mut buf);
+        assert!(
+            leaked.is_err(),
+            "the relay delivered to a non-relay port of its own address under the default policy"
+        );
     }
     a.close().await;
     b.close().await;
@@ -45,12 +67,12 @@ async fn exchange(from: &Allocation, to: &Allocation, msg: &str) {
 
 #[tokio::test]
 async fn relay_to_relay_with_loopback_allowed() {
-    relay_to_relay(&TestServer::with(settings())).await;
+    relay_to_relay(&TestServer::with(settings()), false).await;
 }
 
 #[tokio::test]
 async fn relay_to_relay_with_default_peer_policy() {
-    relay_to_relay(&TestServer::with(settings_default_policy())).await;
+    relay_to_relay(&TestServer::with(settings_default_policy()), true).await;
 }
 
 /// The default policy still refuses other loopback addresses: a permission
