@@ -1,4 +1,7 @@
-//! `tern serve`: placeholder, replaced by the driver integration.
+//! `tern serve`: start the driver, say exactly what clients will be given,
+//! and run until SIGINT or SIGTERM.
+
+use anyhow::Context;
 
 use crate::config::GeneratedCredential;
 use crate::settings::Settings;
@@ -6,6 +9,48 @@ use crate::settings::Settings;
 /// Runs the server with resolved `settings` until shutdown. `generated` is
 /// the user created because none were configured (already printed).
 pub fn run(settings: Settings, generated: Option<GeneratedCredential>) -> anyhow::Result<()> {
-    let _ = (settings, generated);
-    anyhow::bail!("serve is not implemented yet")
+    let relay_ip = settings.relay_ip;
+    let advertised = settings.advertised_ip.unwrap_or(relay_ip);
+    let ports = settings.relay_ports.clone();
+    let creds = &settings.proto.credentials;
+    let (users, secrets) = (creds.user_count(), creds.rest_secret_count());
+    let realm = settings.proto.realm.clone();
+    let handle = crate::io::start(settings).context("cannot start the server")?;
+    for a in handle.udp_addrs() {
+        tracing::info!(listen = %a, transport = "udp", "listening for STUN/TURN");
+    }
+    for a in handle.tcp_addrs() {
+        tracing::info!(listen = %a, transport = "tcp", "listening for STUN/TURN");
+    }
+    tracing::info!(
+        relay_bind = %relay_ip,
+        relay_given_to_clients = %advertised,
+        relay_ports = %format!("{}-{}", ports.start(), ports.end()),
+        %realm,
+        static_users = users,
+        rest_secrets = secrets,
+        generated_user = generated.as_ref().map(|g| g.username.as_str()).unwrap_or("-"),
+        "relay addresses clients will be given: {advertised}:{}-{}",
+        ports.start(),
+        ports.end()
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signal = rt.block_on(wait_for_signal())?;
+    tracing::info!(signal, "stopping: ending all allocations");
+    handle.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }

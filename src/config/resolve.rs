@@ -297,6 +297,8 @@ impl FileConfig {
                 max_lifetime,
                 peer_policy,
                 limits,
+                relay_ipv4: relay_ip.is_ipv4(),
+                relay_ipv6: relay_ip.is_ipv6(),
             },
         })
     }

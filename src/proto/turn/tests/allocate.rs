@@ -169,7 +169,7 @@ fn refresh_zero_deletes_at_once_and_nothing_is_relayed_after() {
     let peer = addr("8.8.8.8:5000");
     expect_success(&t.channel_bind(c, 0x4000, peer), Method::CHANNEL_BIND);
     let id = t.bound[0];
-    assert!(t.from_peer(id, peer, b"hi").is_some());
+    assert!(t.peer_sends(id, peer, b"hi").is_some());
     let r = t.req(&c, Method::REFRESH, |w, _| {
         w.push_u32(AttrType::LIFETIME, 0);
     });
@@ -180,7 +180,7 @@ fn refresh_zero_deletes_at_once_and_nothing_is_relayed_after() {
         Ok(0)
     );
     assert_eq!(t.released, vec![id]);
-    assert!(t.from_peer(id, peer, b"hi").is_none());
+    assert!(t.peer_sends(id, peer, b"hi").is_none());
     let (action, _) = t.input(c, &[0x40, 0x00, 0x00, 0x02, b'h', b'i', 0, 0]);
     assert_eq!(action, ClientAction::Dropped(DropReason::NoAllocation));
     // The retransmitted Refresh(0) gets its original success, not 437.

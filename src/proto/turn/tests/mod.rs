@@ -217,7 +217,7 @@ impl TestServer {
     }
 
     /// A peer datagram arriving on `relay`: returns the bytes sent to the client.
-    pub(super) fn from_peer(
+    pub(super) fn peer_sends(
         &mut self,
         relay: RelayId,
         peer: SocketAddr,

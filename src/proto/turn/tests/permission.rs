@@ -11,16 +11,16 @@ fn create_permission_installs_every_peer_and_expires_after_300s() {
         &t.create_permission(c, &[p1, p2]),
         Method::CREATE_PERMISSION,
     );
-    assert!(t.from_peer(id, p1, b"a").is_some());
+    assert!(t.peer_sends(id, p1, b"a").is_some());
     assert!(
-        t.from_peer(id, addr("9.9.9.9:9999"), b"b").is_some(),
+        t.peer_sends(id, addr("9.9.9.9:9999"), b"b").is_some(),
         "permissions are per IP, any port"
     );
-    assert!(t.from_peer(id, addr("1.1.1.1:1"), b"c").is_none());
+    assert!(t.peer_sends(id, addr("1.1.1.1:1"), b"c").is_none());
     t.advance(PERMISSION_LIFETIME - Duration::from_secs(1));
-    assert!(t.from_peer(id, p1, b"a").is_some());
+    assert!(t.peer_sends(id, p1, b"a").is_some());
     t.advance(Duration::from_secs(1));
-    assert!(t.from_peer(id, p1, b"a").is_none(), "permission expired");
+    assert!(t.peer_sends(id, p1, b"a").is_none(), "permission expired");
 }
 
 #[test]
@@ -137,11 +137,11 @@ fn channel_expires_after_600s_and_stays_reserved_for_300s() {
     expect_success(&t.create_permission(c, &[p1]), Method::CREATE_PERMISSION);
     t.advance(Duration::from_secs(299));
     expect_success(&t.create_permission(c, &[p1]), Method::CREATE_PERMISSION);
-    let (to, bytes) = t.from_peer(id, p1, b"x").unwrap();
+    let (to, bytes) = t.peer_sends(id, p1, b"x").unwrap();
     assert_eq!(to, c);
     assert_eq!(&bytes[..2], &[0x40, 0x00], "still a channel at 598 s");
     t.advance(Duration::from_secs(2));
-    let (_, bytes) = t.from_peer(id, p1, b"x").unwrap();
+    let (_, bytes) = t.peer_sends(id, p1, b"x").unwrap();
     assert_eq!(
         &bytes[..2],
         &[0x00, 0x17],

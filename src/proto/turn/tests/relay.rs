@@ -19,7 +19,7 @@ fn channel_data_both_ways() {
         }
     );
     assert!(replies.is_empty());
-    let (to, bytes) = t.from_peer(id, peer, b"xyz").unwrap();
+    let (to, bytes) = t.peer_sends(id, peer, b"xyz").unwrap();
     assert_eq!(to, c);
     assert_eq!(
         bytes,
@@ -52,7 +52,7 @@ fn channel_data_to_tcp_client_is_padded() {
     let id = t.bound[0];
     let peer = addr("8.8.8.8:5000");
     expect_success(&t.channel_bind(c, 0x4001, peer), Method::CHANNEL_BIND);
-    let (_, bytes) = t.from_peer(id, peer, b"xyz").unwrap();
+    let (_, bytes) = t.peer_sends(id, peer, b"xyz").unwrap();
     assert_eq!(bytes, [0x40, 0x01, 0x00, 0x03, b'x', b'y', b'z', 0]);
 }
 
@@ -102,7 +102,7 @@ fn send_indication_and_data_indication() {
         ClientAction::Dropped(DropReason::PeerDenied)
     );
 
-    let (to, bytes) = t.from_peer(id, peer, b"world").unwrap();
+    let (to, bytes) = t.peer_sends(id, peer, b"world").unwrap();
     assert_eq!(to, c);
     let m = Message::parse(&bytes).expect("Data indication parses");
     assert_eq!(
