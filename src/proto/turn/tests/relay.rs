@@ -37,7 +37,7 @@ fn channel_data_both_ways() {
     );
     assert_eq!(
         t.input(c, &[0x50, 0x01, 0, 0]).0,
-        ClientAction::Dropped(DropReason::Malformed)
+        ClientAction::Dropped(DropReason::NoChannel)
     );
 }
 
