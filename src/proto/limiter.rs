@@ -85,7 +85,7 @@ impl SourceLimiter {
 
     /// Bytes of memory the table holds (constant).
     pub fn footprint() -> usize {
-        BUCKETS * std::mem::size_of::<Option<TokenBucket>>()
+        BUCKETS * size_of::<Option<TokenBucket>>()
     }
 }
 
@@ -138,7 +138,7 @@ mod tests {
         assert!(allowed <= BUCKETS * 3);
         assert_eq!(
             SourceLimiter::footprint(),
-            BUCKETS * std::mem::size_of::<Option<TokenBucket>>()
+            BUCKETS * size_of::<Option<TokenBucket>>()
         );
     }
 }
