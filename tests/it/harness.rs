@@ -272,6 +272,10 @@ impl ChildGuard {
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         Self { child }
     }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ChildGuard {
