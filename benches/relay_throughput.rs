@@ -74,8 +74,12 @@ fn pinned(cpu: usize, program: &std::path::Path) -> Command {
     }
 }
 
+/// Online CPUs of the machine (not `available_parallelism`, which shrinks
+/// once this process pins itself).
 fn cores() -> usize {
-    thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }
 
 /// Pins this process (the load generator) to `cpu`.

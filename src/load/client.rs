@@ -26,6 +26,8 @@ const RETRANSMIT: Duration = Duration::from_millis(500);
 const MAX_SENDS: u32 = 6;
 /// 401/438 answers tolerated per request (new nonce each time).
 const MAX_AUTH_RETRIES: u32 = 3;
+/// Fresh sockets tried per allocation after a 437 on its first Allocate.
+const MAX_RESTARTS: u32 = 3;
 
 /// Long-term credentials plus what the server told us (realm, nonce).
 #[derive(Debug)]
@@ -84,6 +86,7 @@ struct Job {
     sent_at: Instant,
     sends: u32,
     auth_retries: u32,
+    restarts: u32,
     relay: Option<SocketAddr>,
 }
 
@@ -219,6 +222,7 @@ impl<'c> Pipeline<'c> {
                     sent_at: start,
                     sends: 0,
                     auth_retries: 0,
+                    restarts: 0,
                     relay: None,
                 };
                 self.send_step(&mut job)?;
@@ -318,6 +322,19 @@ impl<'c> Pipeline<'c> {
                 // A Delete whose allocation is already gone (437) is done.
                 if step == Step::Delete && code == 437 {
                     return Ok(true);
+                }
+                // 437 on the first Allocate: the kernel reused a local port
+                // whose old 5-tuple the server still remembers (coturn keeps
+                // it a while after Refresh(0)). Start over on a new socket.
+                if job.next == 0
+                    && matches!(step, Step::Allocate { .. })
+                    && code == 437
+                    && job.restarts < MAX_RESTARTS
+                {
+                    job.sock = self.client_socket()?;
+                    job.restarts += 1;
+                    self.send_step(job)?;
+                    return Ok(false);
                 }
                 bail!("{step:?} failed: {code} {reason}")
             }
