@@ -85,10 +85,14 @@ impl Topology {
 
     /// A TCP connection from namespace `ns` to `to`.
     pub(crate) fn tcp(&self, ns: &str, to: SocketAddr) -> TcpStream {
-        in_netns(ns, move || {
+        let stream = in_netns(ns, move || {
             TcpStream::connect_timeout(&to, Duration::from_secs(5))
         })
-        .expect("TCP connect to tern")
+        .expect("TCP connect to tern");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("set timeout");
+        stream
     }
 
     /// Drops every UDP packet the router would forward from its LAN.
