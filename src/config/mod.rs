@@ -191,6 +191,10 @@ pub struct LimitsSection {
     pub tcp_idle_timeout_secs: u64,
     /// Largest STUN/ChannelData frame accepted on TCP, in bytes.
     pub tcp_max_frame: usize,
+    /// Error responses per second to unauthenticated requests from one IP.
+    pub unauth_errors_per_sec_per_ip: u32,
+    /// Relayed bytes per second per allocation, each direction; absent = no limit.
+    pub bandwidth_bytes_per_sec: Option<u64>,
 }
 
 impl Default for LimitsSection {
@@ -206,6 +210,8 @@ impl Default for LimitsSection {
             tcp_max_connections_per_ip: tcp.max_connections_per_ip,
             tcp_idle_timeout_secs: tcp.idle_timeout.as_secs(),
             tcp_max_frame: tcp.max_frame,
+            unauth_errors_per_sec_per_ip: core.unauth_errors_per_sec_per_ip,
+            bandwidth_bytes_per_sec: core.bandwidth_bytes_per_sec,
         }
     }
 }

@@ -33,6 +33,7 @@ pub use quota::QuotaLedger;
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
+use crate::proto::limiter::SourceLimiter;
 use crate::proto::stun::TransactionId;
 use allocation::Slab;
 use replay::ReplayCache;
@@ -147,6 +148,10 @@ pub struct Stats {
     pub allocations_ended: u64,
     pub relayed_to_peer: u64,
     pub relayed_to_client: u64,
+    /// Error responses to unauthenticated requests not sent (per-IP limit).
+    pub rate_limited: u64,
+    /// Datagrams dropped by the per-allocation bandwidth limit.
+    pub over_bandwidth: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -181,11 +186,16 @@ pub struct Server {
     events: VecDeque<Event>,
     token_counter: u64,
     stats: Stats,
+    unauth_limiter: SourceLimiter,
 }
 
 impl Server {
     pub fn new(config: Arc<Config>, quota: Arc<QuotaLedger>) -> Self {
         Self {
+            unauth_limiter: SourceLimiter::new(
+                u64::from(config.limits.unauth_errors_per_sec_per_ip),
+                2 * u64::from(config.limits.unauth_errors_per_sec_per_ip),
+            ),
             config,
             quota,
             slab: Slab::default(),
@@ -205,6 +215,8 @@ impl Server {
     /// Replaces the configuration (hot reload): credentials, limits and
     /// policy apply to new requests; live allocations keep relaying.
     pub fn apply_config(&mut self, config: Arc<Config>) {
+        let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
+        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate);
         self.config = config;
     }
 
