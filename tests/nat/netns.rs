@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -261,7 +262,19 @@ impl Tern {
         let listen1 = format!("{TERN_IP}:{PORT}");
         let listen2 = format!("{TERN_IP}:{PORT2}");
         let user = format!("{USER}:{PASS}");
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        // SAFETY: prctl is async-signal-safe. If the test process is killed
+        // outright (no Drop), tern dies with it instead of keeping the
+        // deleted namespace alive. The signal survives `ip netns exec`'s exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(["netns", "exec", &net.public, env!("CARGO_BIN_EXE_tern")])
             .args(["--listen", &listen1, "--listen", &listen2])
             .args(["--relay-address", &TERN_IP.to_string()])
