@@ -7,6 +7,7 @@
 mod clock;
 mod sockets;
 mod tcp;
+mod udp;
 mod worker;
 
 use std::io;
@@ -123,6 +124,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     }
 
     let settings = Arc::new(settings);
+    let reserved = Arc::new(worker::Reserved::default());
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
@@ -140,6 +142,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
             Arc::clone(&limits),
             Arc::clone(&settings),
             Arc::clone(&shutdown),
+            Arc::clone(&reserved),
             seed,
         )?;
         threads.push(

@@ -178,7 +178,6 @@ pub struct Server {
     slab: Slab,
     by_client: HashMap<FiveTuple, RelayId>,
     pending: HashMap<RelayId, PendingAllocate>,
-    reservations: HashMap<u64, (u16, Instant)>,
     timers: BTreeSet<(Instant, TimerKey)>,
     replay: ReplayCache,
     transmits: VecDeque<Transmit>,
@@ -201,7 +200,6 @@ impl Server {
             slab: Slab::default(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
-            reservations: HashMap::new(),
             timers: BTreeSet::new(),
             replay: ReplayCache::new(16_384),
             transmits: VecDeque::new(),
@@ -275,7 +273,7 @@ impl Server {
                     }
                 }
                 TimerKey::Reservation(token) => {
-                    if let Some((port, _)) = self.reservations.remove(&token) {
+                    if let Some(port) = self.quota.take_reservation(token) {
                         self.commands
                             .push_back(Command::ReleaseReservation { port });
                     }
