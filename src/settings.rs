@@ -19,6 +19,11 @@ pub struct Settings {
     /// Address given to clients in XOR-RELAYED-ADDRESS when the server is
     /// behind a 1:1 NAT; `None` means `relay_ip`.
     pub advertised_ip: Option<IpAddr>,
+    /// An IPv6 relay address in addition to an IPv4 `relay_ip`, for IPv6
+    /// and dual (RFC 8656 ADDITIONAL-ADDRESS-FAMILY) allocations.
+    pub relay_ip6: Option<IpAddr>,
+    /// What clients are given for `relay_ip6` behind a 1:1 NAT.
+    pub advertised_ip6: Option<IpAddr>,
     /// Relay port range (inclusive).
     pub relay_ports: RangeInclusive<u16>,
     /// Worker threads (shards); 0 = one per core.

@@ -95,6 +95,11 @@ pub struct RelaySection {
     /// Public IP given to clients when the server is behind a 1:1 NAT
     /// (e.g. a cloud VM's public IP); empty = same as `address`.
     pub advertised_address: String,
+    /// Local IPv6 address for IPv6 relays when `address` is IPv4, so
+    /// clients can ask for IPv6 or dual allocations; empty = none.
+    pub address6: String,
+    /// Public IPv6 given to clients for `address6`; empty = same as `address6`.
+    pub advertised_address6: String,
     /// Relay port range, "LOW-HIGH" inclusive.
     pub ports: String,
 }
@@ -104,6 +109,8 @@ impl Default for RelaySection {
         Self {
             address: "auto".to_owned(),
             advertised_address: String::new(),
+            address6: String::new(),
+            advertised_address6: String::new(),
             ports: "49152-65535".to_owned(),
         }
     }

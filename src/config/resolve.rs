@@ -167,6 +167,47 @@ impl FileConfig {
                 Some(ip)
             }
         };
+        let optional_ip6 = |key: &str, v: &str| -> Result<Option<IpAddr>, ConfigError> {
+            match v.trim() {
+                "" => Ok(None),
+                a => {
+                    let ip = parse_ip(
+                        &ctx,
+                        key,
+                        a,
+                        "empty or an IPv6 address, e.g. \"2001:db8::10\"",
+                    )?;
+                    if !ip.is_ipv6() || ip.is_unspecified() {
+                        return Err(ctx.err(
+                            key,
+                            quoted(a),
+                            "is not a specific IPv6 address",
+                            "empty or one IPv6 address, e.g. \"2001:db8::10\"",
+                        ));
+                    }
+                    Ok(Some(ip))
+                }
+            }
+        };
+        let relay_ip6 = optional_ip6("relay.address6", &self.relay.address6)?;
+        let advertised_ip6 =
+            optional_ip6("relay.advertised_address6", &self.relay.advertised_address6)?;
+        if relay_ip6.is_some() && relay_ip.is_ipv6() {
+            return Err(ctx.err(
+                "relay.address6",
+                quoted(&self.relay.address6),
+                "is set while relay.address is already IPv6",
+                "an IPv4 relay.address with an IPv6 relay.address6, or only relay.address",
+            ));
+        }
+        if advertised_ip6.is_some() && relay_ip6.is_none() {
+            return Err(ctx.err(
+                "relay.advertised_address6",
+                quoted(&self.relay.advertised_address6),
+                "is set without relay.address6",
+                "set relay.address6 too, or leave this empty",
+            ));
+        }
         let relay_ports = parse_port_range(&self.relay.ports).map_err(|expected| {
             ctx.err(
                 "relay.ports",
@@ -279,7 +320,10 @@ impl FileConfig {
         let deny = parse_nets(&ctx, "peers.deny", &self.peers.deny)?;
         let mut peer_policy = PeerPolicy::new(allow, deny);
         peer_policy.add_relay_ip(relay_ip);
-        if let Some(ip) = advertised_ip {
+        for ip in [advertised_ip, relay_ip6, advertised_ip6]
+            .into_iter()
+            .flatten()
+        {
             peer_policy.add_relay_ip(ip);
         }
 
@@ -294,6 +338,8 @@ impl FileConfig {
             tcp_listen: if s.tcp { listen } else { Vec::new() },
             relay_ip,
             advertised_ip,
+            relay_ip6,
+            advertised_ip6,
             relay_ports,
             workers: s.workers,
             tcp,
@@ -307,7 +353,7 @@ impl FileConfig {
                 peer_policy,
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
-                relay_ipv6: relay_ip.is_ipv6(),
+                relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
             },
         })
     }
