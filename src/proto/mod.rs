@@ -8,6 +8,7 @@ pub mod channel_data;
 pub mod config;
 pub mod framing;
 pub mod peer_policy;
+pub mod proxy_protocol;
 pub mod stun;
 pub mod time;
 pub mod turn;
