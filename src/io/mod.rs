@@ -7,6 +7,7 @@
 mod clock;
 mod sockets;
 mod tcp;
+pub mod tls;
 mod worker;
 
 use std::io;
