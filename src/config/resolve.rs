@@ -267,10 +267,11 @@ impl FileConfig {
             peer_policy.add_relay_ip(ip);
         }
 
-        let tls = self.resolve_tls(&ctx, s.tcp.then_some(&listen[..]).unwrap_or(&[]))?;
+        let tcp_listen: &[SocketAddr] = if s.tcp { &listen } else { &[] };
+        let tls = self.resolve_tls(&ctx, tcp_listen)?;
         let proxy_protocol = self.resolve_proxy(
             &ctx,
-            s.tcp.then_some(&listen[..]).unwrap_or(&[]),
+            tcp_listen,
             tls.as_ref().map_or(&[][..], |t| &t.listen[..]),
         )?;
 
