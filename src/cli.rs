@@ -55,6 +55,9 @@ pub enum Command {
     Credential(CredentialArgs),
     /// Print the hex long-term key MD5("user:realm:password") for `auth.users[].key`.
     Key(KeyArgs),
+    /// Load generator for any RFC 8656 server: N allocations with channels,
+    /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
+    Load(LoadArgs),
 }
 
 /// Overrides for `serve` and `check-config`.
@@ -177,6 +180,56 @@ pub struct KeyArgs {
     /// Password.
     #[arg(long, env = "TERN_PASSWORD", hide_env_values = true)]
     pub password: String,
+}
+
+/// `tern load`.
+#[derive(Clone, Debug, Args)]
+pub struct LoadArgs {
+    /// Server UDP address "IP:PORT" (only loopback addresses are useful: peers bind 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1:3478", value_name = "ADDR")]
+    pub server: std::net::SocketAddr,
+    /// Long-term credential "NAME:PASSWORD".
+    #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub user: UserArg,
+    /// Allocations (flows), each with a channel to its own peer socket.
+    #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+    pub allocations: usize,
+    /// ChannelData payload bytes per packet (24..=1400).
+    #[arg(short = 's', long, default_value_t = 100, value_name = "BYTES")]
+    pub size: usize,
+    /// Packets per flow sent back to back (one GSO send).
+    #[arg(short = 'b', long, default_value_t = 8, value_name = "B")]
+    pub burst: usize,
+    /// Total packets/s over all flows and directions; omitted = maximum rate.
+    #[arg(short = 'r', long, value_name = "PPS")]
+    pub rate: Option<u64>,
+    /// Seconds of sending (at most 300).
+    #[arg(short = 't', long, default_value_t = 5.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Direction of the data.
+    #[arg(long, value_enum, default_value = "to-peer")]
+    pub direction: crate::load::Direction,
+    /// Max-rate mode: packets in flight per flow and direction; 0 = open loop.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub window: usize,
+    /// Send with sendmmsg instead of GSO (UDP_SEGMENT).
+    #[arg(long)]
+    pub no_gso: bool,
+    /// Milliseconds to wait for late packets after sending stops.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    pub drain_ms: u64,
+    /// Allocate requests in flight at once during setup.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub setup_window: usize,
+    /// Only measure Allocate+ChannelBind per second (then delete them).
+    #[arg(long)]
+    pub allocate_only: bool,
+    /// Server process id: report its CPU time per delivered packet (from /proc/PID/stat).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

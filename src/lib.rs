@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod io;
+pub mod load;
 pub mod proto;
 pub mod secret;
 pub mod settings;

@@ -7,6 +7,6 @@ use tern::proto::channel_data::ChannelData;
 fuzz_target!(|data: &[u8]| {
     if let Ok(d) = ChannelData::parse(data) {
         assert!(d.payload.len() + 4 <= data.len());
-        assert!((0x4000..=0x4FFF).contains(&d.channel.get()));
+        assert!((0x4000..=0x7FFF).contains(&d.channel.get()));
     }
 });

@@ -198,6 +198,10 @@ pub struct LimitsSection {
     /// Seconds a TCP/TLS connection has to finish its PROXY header and TLS
     /// handshake before it is closed.
     pub tcp_handshake_timeout_secs: u64,
+    /// Error responses per second to unauthenticated requests from one IP.
+    pub unauth_errors_per_sec_per_ip: u32,
+    /// Relayed bytes per second per allocation, each direction; absent = no limit.
+    pub bandwidth_bytes_per_sec: Option<u64>,
 }
 
 impl Default for LimitsSection {
@@ -214,6 +218,8 @@ impl Default for LimitsSection {
             tcp_idle_timeout_secs: tcp.idle_timeout.as_secs(),
             tcp_max_frame: tcp.max_frame,
             tcp_handshake_timeout_secs: tcp.handshake_timeout.as_secs(),
+            unauth_errors_per_sec_per_ip: core.unauth_errors_per_sec_per_ip,
+            bandwidth_bytes_per_sec: core.bandwidth_bytes_per_sec,
         }
     }
 }

@@ -230,6 +230,15 @@ impl FileConfig {
                 "limits.max_channels_per_allocation",
                 l.max_channels_per_allocation,
             )?,
+            unauth_errors_per_sec_per_ip: nonzero(
+                &ctx,
+                "limits.unauth_errors_per_sec_per_ip",
+                l.unauth_errors_per_sec_per_ip,
+            )?,
+            bandwidth_bytes_per_sec: match l.bandwidth_bytes_per_sec {
+                Some(b) => Some(nonzero(&ctx, "limits.bandwidth_bytes_per_sec", b)?),
+                None => None,
+            },
         };
         if !(MIN_FRAME..=MAX_FRAME).contains(&l.tcp_max_frame) {
             return Err(ctx.err(

@@ -8,6 +8,7 @@ mod clock;
 mod sockets;
 mod tcp;
 pub mod tls;
+mod udp;
 mod worker;
 
 use std::io;
@@ -156,6 +157,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     };
 
     let settings = Arc::new(settings);
+    let reserved = Arc::new(worker::Reserved::default());
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
@@ -173,6 +175,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
             Arc::clone(&limits),
             Arc::clone(&settings),
             Arc::clone(&shutdown),
+            Arc::clone(&reserved),
             seed,
         )?;
         threads.push(

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, UdpSocket};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::clock;
 use super::sockets;
 use super::tcp::{Conn, ConnLimits, ListenerKind, ProxyPhase, ReadState};
+use super::udp::{Dest, RecvBufs, SendBatch, Sock, SockKey};
 use crate::proto::turn::{
     ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
     RelayId, Server, TAILROOM, Transport,
@@ -31,28 +32,41 @@ const RELAY_BASE: usize = 1 << 40;
 /// Largest UDP payload plus the headroom and tailroom the core writes into.
 const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
 
+/// Receive batches taken from one socket before others get a turn; a
+/// socket still readable after that is revisited on the next loop.
+const ROUNDS_PER_EVENT: usize = 8;
+
 /// How often idle TCP connections are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 struct RelaySock {
     id: RelayId,
-    sock: UdpSocket,
+    sock: Sock,
 }
 
 pub(crate) struct Worker {
     poll: Poll,
     server: Server,
-    udp: Vec<(UdpSocket, SocketAddr)>,
+    udp: Vec<(Sock, SocketAddr)>,
     tcp_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     relays: Vec<Option<RelaySock>>,
-    reserved: HashMap<u16, std::net::UdpSocket>,
+    /// Ports held for RESERVATION-TOKENs; shared, since any worker may claim one.
+    reserved: Arc<Reserved>,
     conns: Vec<Option<Conn>>,
     free_conns: Vec<usize>,
     conn_by_client: HashMap<SocketAddr, usize>,
     limits: Arc<ConnLimits>,
     settings: Arc<Settings>,
     shutdown: Arc<AtomicBool>,
-    buf: Box<[u8]>,
+    /// Scratch for one peer datagram with headroom for the header the core writes.
+    scratch: Box<[u8]>,
+    /// recvmmsg buffers (taken out while a batch is processed).
+    rbufs: Option<Box<RecvBufs>>,
+    /// Datagrams waiting to leave as one GSO send.
+    batch: SendBatch,
+    max_segments: usize,
+    /// Sockets that were still readable after their turn.
+    ready: Vec<usize>,
     seed: u64,
     next_housekeeping: Instant,
 }
@@ -67,15 +81,20 @@ impl Worker {
         limits: Arc<ConnLimits>,
         settings: Arc<Settings>,
         shutdown: Arc<AtomicBool>,
+        reserved: Arc<Reserved>,
         seed: u64,
     ) -> io::Result<Self> {
         let mut udp_socks = Vec::new();
         for (i, (s, addr)) in udp.into_iter().enumerate() {
-            let mut s = UdpSocket::from_std(s);
+            let mut s = Sock::new(s)?;
             poll.registry()
-                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+                .register(&mut s.sock, Token(UDP_BASE + i), Interest::READABLE)?;
             udp_socks.push((s, addr));
         }
+        let max_segments = udp_socks
+            .first()
+            .map_or(1, |(s, _)| s.max_gso_segments())
+            .clamp(1, 64);
         let mut tcp_socks = Vec::new();
         for (i, (s, addr, kind)) in tcp.into_iter().enumerate() {
             let mut s = TcpListener::from_std(s);
@@ -89,14 +108,18 @@ impl Worker {
             udp: udp_socks,
             tcp_listeners: tcp_socks,
             relays: Vec::new(),
-            reserved: HashMap::new(),
+            reserved,
             conns: Vec::new(),
             free_conns: Vec::new(),
             conn_by_client: HashMap::new(),
             limits,
             settings,
             shutdown,
-            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            scratch: vec![0u8; BUF_LEN].into_boxed_slice(),
+            rbufs: Some(Box::new(RecvBufs::new())),
+            batch: SendBatch::new(),
+            max_segments,
+            ready: Vec::new(),
             seed,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         })
@@ -110,13 +133,24 @@ impl Worker {
                 .server
                 .poll_timeout()
                 .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
-            let timeout = deadline.saturating_duration_since(now);
+            let timeout = if self.ready.is_empty() {
+                deadline.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!(error = %e, "poll failed; worker stops");
                 return;
+            }
+            for t in std::mem::take(&mut self.ready) {
+                if t >= RELAY_BASE {
+                    self.relay_readable(t - RELAY_BASE);
+                } else {
+                    self.udp_readable(t - UDP_BASE);
+                }
             }
             for ev in &events {
                 let t = ev.token().0;
@@ -187,11 +221,11 @@ impl Worker {
                     && slot.as_ref().is_some_and(|r| r.id == relay)
                     && let Some(mut r) = slot.take()
                 {
-                    let _ = self.poll.registry().deregister(&mut r.sock);
+                    let _ = self.poll.registry().deregister(&mut r.sock.sock);
                 }
             }
             Command::ReleaseReservation { port } => {
-                self.reserved.remove(&port);
+                self.reserved.lock().remove(&port);
             }
         }
     }
@@ -217,6 +251,7 @@ impl Worker {
             PortRequest::Reserved(p) => {
                 let s = self
                     .reserved
+                    .lock()
                     .remove(&p)
                     .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
                 (s, None)
@@ -227,16 +262,18 @@ impl Worker {
         let reserved_port = match reserved {
             Some(r) => {
                 let p = r.local_addr()?.port();
-                self.reserved.insert(p, r);
+                self.reserved.lock().insert(p, r);
                 Some(p)
             }
             None => None,
         };
-        let mut sock = UdpSocket::from_std(sock);
+        let mut sock = Sock::new(sock)?;
         let slot = relay.slot as usize;
-        self.poll
-            .registry()
-            .register(&mut sock, Token(RELAY_BASE + slot), Interest::READABLE)?;
+        self.poll.registry().register(
+            &mut sock.sock,
+            Token(RELAY_BASE + slot),
+            Interest::READABLE,
+        )?;
         if self.relays.len() <= slot {
             self.relays.resize_with(slot + 1, || None);
         }
@@ -248,88 +285,191 @@ impl Worker {
         })
     }
 
+    /// Client datagrams on listener `i`: recvmmsg batches (GRO segments
+    /// split), each datagram through the core, relayed payloads batched per
+    /// peer for GSO.
     fn udp_readable(&mut self, i: usize) {
         let Some(&(_, local)) = self.udp.get(i) else {
             return;
         };
-        loop {
-            let (n, from) = match self.udp[i].0.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
+            let n = match self.udp[i].0.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors surface as ECONNREFUSED and the like: not fatal.
+                // ICMP errors and the like: not fatal, try the next batch.
                 Err(_) => continue,
             };
-            let five = FiveTuple {
-                client: from,
-                server: local,
-                transport: Transport::Udp,
-            };
-            let action = self
-                .server
-                .handle_client(clock::now(), five, &self.buf[..n]);
-            self.client_action(action, None);
+            let now = clock::now();
+            for k in 0..n {
+                let meta = &bufs.meta[k];
+                // The address the client sent to (IP_PKTINFO), so replies
+                // leave from it even on a wildcard listener.
+                let server = SocketAddr::new(meta.dst_ip.unwrap_or(local.ip()), local.port());
+                let five = FiveTuple {
+                    client: meta.addr,
+                    server,
+                    transport: Transport::Udp,
+                };
+                for d in bufs.datagrams(k) {
+                    let action = self.server.handle_client(now, five, d);
+                    self.client_action(action, d);
+                }
+            }
             self.drain();
+        }
+        self.rbufs = Some(bufs);
+        self.flush_batch();
+        if !drained {
+            self.ready.push(UDP_BASE + i);
         }
     }
 
-    /// Relays to a peer; `frame` is where the bytes are when they did not
-    /// come from `self.buf` (a TCP connection's buffer).
-    fn client_action(&mut self, action: ClientAction, frame: Option<&[u8]>) {
+    /// Relays to a peer; `datagram` holds the bytes the action's range points into.
+    fn client_action(&mut self, action: ClientAction, datagram: &[u8]) {
         if let ClientAction::RelayToPeer {
             relay,
             peer,
             payload,
         } = action
+            && let Some(bytes) = datagram.get(payload)
         {
-            let bytes = match frame {
-                Some(f) => f.get(payload),
-                None => self.buf.get(payload),
+            let dest = Dest {
+                sock: SockKey::Relay(relay.slot as usize),
+                to: peer,
+                src_ip: None,
             };
-            if let (Some(Some(r)), Some(bytes)) = (self.relays.get(relay.slot as usize), bytes)
-                && r.id == relay
-            {
-                // A full socket buffer drops the datagram, as a router would.
-                let _ = r.sock.send_to(bytes, peer);
-            }
+            self.queue(dest, bytes);
         }
     }
 
+    /// Adds a datagram to the GSO batch, flushing the batch first if the
+    /// run breaks (another destination, another size, full).
+    #[inline]
+    fn queue(&mut self, dest: Dest, bytes: &[u8]) {
+        if self.batch.fits(&dest, bytes.len(), self.max_segments) {
+            self.batch.push(bytes);
+        } else {
+            self.flush_batch();
+            self.batch.start(dest, bytes);
+        }
+    }
+
+    fn flush_batch(&mut self) {
+        let Some((dest, bytes, segment)) = self.batch.take() else {
+            return;
+        };
+        let sock = match dest.sock {
+            SockKey::Listener(i) => self.udp.get(i).map(|(s, _)| s),
+            SockKey::Relay(slot) => self
+                .relays
+                .get(slot)
+                .and_then(Option::as_ref)
+                .map(|r| &r.sock),
+        };
+        if let Some(sock) = sock {
+            sock.send(dest.to, dest.src_ip, bytes, segment);
+        }
+    }
+
+    /// Peer datagrams on relay socket `slot`.
     fn relay_readable(&mut self, slot: usize) {
-        loop {
+        let Some(Some(r)) = self.relays.get(slot) else {
+            return;
+        };
+        let id = r.id;
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
             let Some(Some(r)) = self.relays.get(slot) else {
-                return;
+                break;
             };
-            let id = r.id;
-            let end = self.buf.len() - TAILROOM;
-            let (n, peer) = match r.sock.recv_from(&mut self.buf[HEADROOM..end]) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            let n = match r.sock.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => continue,
             };
             let now = Instant::now();
-            match self
-                .server
-                .handle_peer(now, id, peer, &mut self.buf, HEADROOM..HEADROOM + n)
-            {
-                PeerAction::Forward { to, bytes } => {
-                    let buf = std::mem::take(&mut self.buf);
-                    if let Some(b) = buf.get(bytes) {
-                        self.send_to_client(&to, b);
+            for k in 0..n {
+                let peer = bufs.meta[k].addr;
+                for d in bufs.datagrams(k) {
+                    // Copy behind the headroom so the core can write the
+                    // ChannelData header or Data indication in place.
+                    let end = HEADROOM + d.len();
+                    self.scratch[HEADROOM..end].copy_from_slice(d);
+                    let action =
+                        self.server
+                            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end);
+                    if let PeerAction::Forward { to, bytes } = action {
+                        self.forward_to_client(&to, bytes);
                     }
-                    self.buf = buf;
                 }
-                PeerAction::Dropped(_) => {}
             }
         }
+        self.rbufs = Some(bufs);
+        self.flush_batch();
+        if !drained {
+            self.ready.push(RELAY_BASE + slot);
+        }
+    }
+
+    /// Sends `self.scratch[bytes]` to a client: batched for UDP, queued for TCP.
+    fn forward_to_client(&mut self, to: &FiveTuple, bytes: std::ops::Range<usize>) {
+        if to.transport == Transport::Udp {
+            if let Some(dest) = self.client_dest(to) {
+                let scratch = std::mem::take(&mut self.scratch);
+                if let Some(b) = scratch.get(bytes) {
+                    self.queue(dest, b);
+                }
+                self.scratch = scratch;
+            }
+        } else {
+            let scratch = std::mem::take(&mut self.scratch);
+            if let Some(b) = scratch.get(bytes) {
+                self.send_to_client(to, b);
+            }
+            self.scratch = scratch;
+        }
+    }
+
+    /// The listener a UDP client talks to, and the source IP to send from
+    /// when that listener is bound to a wildcard address.
+    fn client_dest(&self, to: &FiveTuple) -> Option<Dest> {
+        let i = self.udp.iter().position(|(_, a)| {
+            a.port() == to.server.port() && (a.ip() == to.server.ip() || a.ip().is_unspecified())
+        })?;
+        let src_ip = self.udp[i]
+            .1
+            .ip()
+            .is_unspecified()
+            .then_some(to.server.ip());
+        Some(Dest {
+            sock: SockKey::Listener(i),
+            to: to.client,
+            src_ip,
+        })
     }
 
     fn send_to_client(&mut self, to: &FiveTuple, data: &[u8]) {
         match to.transport {
             Transport::Udp => {
-                if let Some((s, _)) = self.udp.iter().find(|(_, a)| *a == to.server) {
-                    let _ = s.send_to(data, to.client);
+                if let Some(d) = self.client_dest(to)
+                    && let SockKey::Listener(i) = d.sock
+                {
+                    self.udp[i].0.send(d.to, d.src_ip, data, None);
                 }
             }
             Transport::Tcp | Transport::Tls => {
@@ -452,7 +592,7 @@ impl Worker {
                     Ok(Some(len)) if rbuf.len() - consumed >= len => {
                         let frame = &rbuf[consumed..consumed + len];
                         let action = self.server.handle_client(clock::now(), five, frame);
-                        self.client_action(action, Some(frame));
+                        self.client_action(action, frame);
                         self.drain();
                         consumed += len;
                     }
@@ -463,6 +603,7 @@ impl Worker {
                     }
                 }
             }
+            self.flush_batch();
             rbuf.drain(..consumed);
             match self.conns.get_mut(i) {
                 Some(Some(c)) => c.put_rbuf(rbuf, consumed > 0),
@@ -537,6 +678,16 @@ impl Worker {
             tracing::debug!("closing idle TCP connection");
             self.close_conn(i);
         }
+    }
+}
+
+/// Reserved relay sockets by port.
+#[derive(Debug, Default)]
+pub(crate) struct Reserved(std::sync::Mutex<HashMap<u16, std::net::UdpSocket>>);
+
+impl Reserved {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, std::net::UdpSocket>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -1,12 +1,18 @@
 //! ChannelData messages (RFC 8656 §12.4) and channel numbers.
 
-/// A valid channel number, 0x4000–0x4FFF (RFC 8656 §12).
+/// A valid channel number, 0x4000–0x7FFF.
+///
+/// RFC 8656 §12 narrowed the range to 0x4000–0x4FFF and reserved the rest;
+/// RFC 5766 §11 allowed 0x4000–0x7FFF, and clients still use it (coturn's
+/// `turnutils_uclient` picks random numbers up to 0x7FFF, and coturn accepts
+/// them). tern accepts the RFC 5766 range so those clients work; numbers
+/// with the top bits of ChannelData's demultiplexing (0b01) are all it needs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ChannelNumber(u16);
 
 impl ChannelNumber {
     pub const MIN: u16 = 0x4000;
-    pub const MAX: u16 = 0x4FFF;
+    pub const MAX: u16 = 0x7FFF;
 
     pub fn new(n: u16) -> Option<Self> {
         (Self::MIN..=Self::MAX).contains(&n).then_some(Self(n))
@@ -22,7 +28,7 @@ impl ChannelNumber {
 pub enum ChannelDataError {
     #[error("truncated: need {expected} bytes, have {actual}")]
     Truncated { expected: usize, actual: usize },
-    #[error("channel number {0:#06x} outside 0x4000-0x4FFF")]
+    #[error("channel number {0:#06x} outside 0x4000-0x7FFF")]
     BadChannel(u16),
 }
 
@@ -81,8 +87,8 @@ mod tests {
         let d = ChannelData::parse(&[0x40, 0x01, 0x00, 0x03, 1, 2, 3]).unwrap();
         assert_eq!(d.channel.get(), 0x4001);
         assert_eq!(d.payload, &[1, 2, 3]);
-        let d = ChannelData::parse(&[0x4F, 0xFF, 0x00, 0x03, 1, 2, 3, 0, 9, 9]).unwrap();
-        assert_eq!(d.channel.get(), 0x4FFF);
+        let d = ChannelData::parse(&[0x7F, 0xFF, 0x00, 0x03, 1, 2, 3, 0, 9, 9]).unwrap();
+        assert_eq!(d.channel.get(), 0x7FFF);
         assert_eq!(d.payload, &[1, 2, 3]);
         let d = ChannelData::parse(&[0x40, 0x00, 0x00, 0x00]).unwrap();
         assert!(d.payload.is_empty());
@@ -109,8 +115,8 @@ mod tests {
             }
         );
         assert_eq!(
-            ChannelData::parse(&[0x50, 0x00, 0x00, 0x00]).unwrap_err(),
-            ChannelDataError::BadChannel(0x5000)
+            ChannelData::parse(&[0x80, 0x00, 0x00, 0x00]).unwrap_err(),
+            ChannelDataError::BadChannel(0x8000)
         );
         assert_eq!(
             ChannelData::parse(&[0x3F, 0xFF, 0x00, 0x00]).unwrap_err(),

@@ -42,6 +42,12 @@ pub struct Limits {
     pub max_permissions_per_allocation: u32,
     /// Channels per allocation.
     pub max_channels_per_allocation: u32,
+    /// Error responses per second to unauthenticated requests from one
+    /// source IP (burst: twice that); beyond it requests are dropped unanswered.
+    pub unauth_errors_per_sec_per_ip: u32,
+    /// Relayed bytes per second per allocation, each direction (burst: one
+    /// second's worth); `None` = no limit.
+    pub bandwidth_bytes_per_sec: Option<u64>,
 }
 
 impl Default for Limits {
@@ -51,6 +57,8 @@ impl Default for Limits {
             max_allocations_per_user: 100,
             max_permissions_per_allocation: 64,
             max_channels_per_allocation: 64,
+            unauth_errors_per_sec_per_ip: 100,
+            bandwidth_bytes_per_sec: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channel_data;
 pub mod config;
 pub mod framing;
+pub mod limiter;
 pub mod peer_policy;
 pub mod proxy_protocol;
 pub mod stun;

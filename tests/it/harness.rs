@@ -274,6 +274,10 @@ impl ChildGuard {
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         Self { child }
     }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ChildGuard {
@@ -350,50 +354,65 @@ pub(crate) fn run_tool(cmd: &mut Command, timeout: Duration) -> ToolOutput {
     }
 }
 
-/// A UDP echo peer on 127.0.0.1 in a thread; stops on drop.
+/// A UDP echo peer on 127.0.0.1, listening on a port pair P and P+1 (uclient
+/// sends RTCP to the peer port + 1), in threads; stops on drop.
 pub(crate) struct EchoPeer {
     pub(crate) addr: SocketAddr,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<thread::JoinHandle<u64>>,
+    threads: Vec<thread::JoinHandle<u64>>,
 }
 
 impl EchoPeer {
     pub(crate) fn start() -> Self {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            let mut echoed = 0;
-            while !stop2.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    let _ = sock.send_to(&buf[..n], from);
-                    echoed += 1;
-                }
+        let (rtp, rtcp) = loop {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = a.local_addr().unwrap().port();
+            if port == u16::MAX {
+                continue;
             }
-            echoed
-        });
+            if let Ok(b) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+                break (a, b);
+            }
+        };
+        let addr = rtp.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = [rtp, rtcp]
+            .into_iter()
+            .map(|sock| {
+                sock.set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let mut buf = vec![0u8; 65_536];
+                    let mut echoed = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                            let _ = sock.send_to(&buf[..n], from);
+                            echoed += 1;
+                        }
+                    }
+                    echoed
+                })
+            })
+            .collect();
         Self {
             addr,
             stop,
-            thread: Some(thread),
+            threads,
         }
     }
 
     /// Stops the peer and returns how many datagrams it echoed.
     pub(crate) fn stop(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
+        self.threads.drain(..).map(|t| t.join().unwrap()).sum()
     }
 }
 
 impl Drop for EchoPeer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }

@@ -13,8 +13,10 @@
 //! `TERN_REQUIRE_INTEROP=1` (set by `.ci/run`) turns a missing coturn tool
 //! into a failure instead of a loud skip.
 
+mod client;
 mod harness;
 mod interop_coturn;
 mod relay_to_relay;
+mod security;
 mod stun_binding;
 mod turn_webrtc_rs;

@@ -85,12 +85,8 @@ impl Server {
                 let Ok(t) = <[u8; 8]>::try_from(t) else {
                     return self.error(now, req, 400, ErrExtra::None, key);
                 };
-                match self.reservations.remove(&u64::from_be_bytes(t)) {
-                    Some((port, at)) => {
-                        self.timers
-                            .remove(&(at, TimerKey::Reservation(u64::from_be_bytes(t))));
-                        PortRequest::Reserved(port)
-                    }
+                match self.quota.take_reservation(u64::from_be_bytes(t)) {
+                    Some(port) => PortRequest::Reserved(port),
                     None => return self.error(now, req, 508, ErrExtra::None, key),
                 }
             }
@@ -159,7 +155,7 @@ impl Server {
             self.token_counter += 1;
             let t = std::collections::hash_map::RandomState::new().hash_one(self.token_counter);
             let at = now.mono + RESERVATION_LIFETIME;
-            self.reservations.insert(t, (port, at));
+            self.quota.reserve(t, port);
             self.timers.insert((at, TimerKey::Reservation(t)));
             t
         });

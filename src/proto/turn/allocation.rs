@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{CHANNEL_COOLDOWN, CHANNEL_LIFETIME, PERMISSION_LIFETIME, RelayId};
 use crate::proto::channel_data::ChannelNumber;
+use crate::proto::limiter::TokenBucket;
 use crate::proto::peer_policy::canonical;
 
 /// The client's transport to the server.
@@ -55,6 +56,8 @@ pub struct Allocation {
     pub expires_at: Instant,
     pub(super) permissions: Vec<Permission>,
     pub(super) channels: Vec<Channel>,
+    /// Bandwidth buckets (client→peer, peer→client) when a limit is set.
+    pub(super) buckets: Option<Box<[TokenBucket; 2]>>,
 }
 
 impl Allocation {
@@ -71,7 +74,25 @@ impl Allocation {
             expires_at,
             permissions: Vec::new(),
             channels: Vec::new(),
+            buckets: None,
         }
+    }
+
+    /// Charges `len` bytes to direction `dir` (0 = to peer, 1 = to client)
+    /// against `rate` bytes/s; false if over the limit.
+    #[inline]
+    pub(super) fn admit(
+        &mut self,
+        dir: usize,
+        now: Instant,
+        len: usize,
+        rate: Option<u64>,
+    ) -> bool {
+        let Some(rate) = rate else { return true };
+        let b = self
+            .buckets
+            .get_or_insert_with(|| Box::new([TokenBucket::new(now, rate); 2]));
+        b[dir].take(now, len as u64, rate, rate)
     }
 
     /// Is there a live permission for `ip`? (RFC 8656 §9: permissions match IP only.)

@@ -33,6 +33,7 @@ pub use quota::QuotaLedger;
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
+use crate::proto::limiter::SourceLimiter;
 use crate::proto::stun::TransactionId;
 use allocation::Slab;
 use replay::ReplayCache;
@@ -147,6 +148,10 @@ pub struct Stats {
     pub allocations_ended: u64,
     pub relayed_to_peer: u64,
     pub relayed_to_client: u64,
+    /// Error responses to unauthenticated requests not sent (per-IP limit).
+    pub rate_limited: u64,
+    /// Datagrams dropped by the per-allocation bandwidth limit.
+    pub over_bandwidth: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -173,7 +178,6 @@ pub struct Server {
     slab: Slab,
     by_client: HashMap<FiveTuple, RelayId>,
     pending: HashMap<RelayId, PendingAllocate>,
-    reservations: HashMap<u64, (u16, Instant)>,
     timers: BTreeSet<(Instant, TimerKey)>,
     replay: ReplayCache,
     transmits: VecDeque<Transmit>,
@@ -181,17 +185,21 @@ pub struct Server {
     events: VecDeque<Event>,
     token_counter: u64,
     stats: Stats,
+    unauth_limiter: SourceLimiter,
 }
 
 impl Server {
     pub fn new(config: Arc<Config>, quota: Arc<QuotaLedger>) -> Self {
         Self {
+            unauth_limiter: SourceLimiter::new(
+                u64::from(config.limits.unauth_errors_per_sec_per_ip),
+                2 * u64::from(config.limits.unauth_errors_per_sec_per_ip),
+            ),
             config,
             quota,
             slab: Slab::default(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
-            reservations: HashMap::new(),
             timers: BTreeSet::new(),
             replay: ReplayCache::new(16_384),
             transmits: VecDeque::new(),
@@ -205,6 +213,8 @@ impl Server {
     /// Replaces the configuration (hot reload): credentials, limits and
     /// policy apply to new requests; live allocations keep relaying.
     pub fn apply_config(&mut self, config: Arc<Config>) {
+        let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
+        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate);
         self.config = config;
     }
 
@@ -263,7 +273,7 @@ impl Server {
                     }
                 }
                 TimerKey::Reservation(token) => {
-                    if let Some((port, _)) = self.reservations.remove(&token) {
+                    if let Some(port) = self.quota.take_reservation(token) {
                         self.commands
                             .push_back(Command::ReleaseReservation { port });
                     }

@@ -53,6 +53,7 @@ pub enum DropReason {
     PeerDenied,
     NotForUs,
     TooLarge,
+    OverBandwidth,
 }
 
 impl Server {
@@ -91,7 +92,7 @@ impl Server {
                 }),
             },
         };
-        self.count_to_peer(verdict)
+        self.count_to_peer(now, verdict)
     }
 
     /// A Send indication (RFC 8656 §11.2): checks as for ChannelData plus the
@@ -129,12 +130,22 @@ impl Server {
                 payload: start..start + data.len(),
             })
         })();
-        self.count_to_peer(verdict)
+        self.count_to_peer(now, verdict)
     }
 
     #[inline]
-    fn count_to_peer(&mut self, verdict: Result<ClientAction, DropReason>) -> ClientAction {
+    fn count_to_peer(
+        &mut self,
+        now: Instant,
+        verdict: Result<ClientAction, DropReason>,
+    ) -> ClientAction {
         match verdict {
+            Ok(ClientAction::RelayToPeer {
+                relay, ref payload, ..
+            }) if !self.admit(relay, 0, payload.len(), now) => {
+                self.stats.over_bandwidth += 1;
+                ClientAction::Dropped(DropReason::OverBandwidth)
+            }
             Ok(a) => {
                 self.stats.relayed_to_peer += 1;
                 a
@@ -143,6 +154,16 @@ impl Server {
                 self.stats.dropped += 1;
                 ClientAction::Dropped(r)
             }
+        }
+    }
+
+    /// Applies the per-allocation bandwidth limit, if configured.
+    #[inline]
+    fn admit(&mut self, relay: RelayId, dir: usize, len: usize, now: Instant) -> bool {
+        let rate = self.config.limits.bandwidth_bytes_per_sec;
+        match (rate, self.slab.get_mut(relay)) {
+            (None, _) | (_, None) => true,
+            (Some(_), Some(a)) => a.admit(dir, now, len, rate),
         }
     }
 
@@ -174,6 +195,13 @@ impl Server {
             return PeerAction::Dropped(DropReason::TooLarge);
         }
         let to = a.five;
+        if !self.admit(relay, 1, len, now) {
+            self.stats.over_bandwidth += 1;
+            return PeerAction::Dropped(DropReason::OverBandwidth);
+        }
+        let Some(a) = self.slab.get(relay) else {
+            return PeerAction::Dropped(DropReason::NoAllocation);
+        };
         let pad = (4 - len % 4) % 4;
         let bytes = if let Some(ch) = a.peer_channel(peer, now) {
             let start = payload.start - 4;

@@ -261,6 +261,12 @@ impl Server {
         extra: ErrExtra<'_>,
         key: Option<LongTermKey>,
     ) {
+        // Unauthenticated senders may be spoofed: answer each source IP at
+        // a bounded rate so tern cannot be turned into a reflector.
+        if key.is_none() && !self.unauth_limiter.allow(req.from.client.ip(), now.mono) {
+            self.stats.rate_limited += 1;
+            return;
+        }
         let config = Arc::clone(&self.config);
         let nonce = matches!(extra, ErrExtra::Challenge).then(|| {
             config

@@ -216,3 +216,41 @@ fn garbage_stray_responses_and_bad_indications_get_no_answer() {
     assert_eq!(action, ClientAction::Dropped(DropReason::NoAllocation));
     assert!(replies.is_empty());
 }
+
+#[test]
+fn unauthenticated_errors_are_rate_limited_per_source_ip() {
+    let mut t = TestServer::with(|c| c.limits.unauth_errors_per_sec_per_ip = 5);
+    let c = client();
+    let mut answered = 0;
+    for _ in 0..50 {
+        let req = unauthenticated_allocate(&mut t);
+        let (_, out) = t.input(c, &req);
+        answered += out.len();
+    }
+    assert_eq!(answered, 10, "burst of twice the rate, then silence");
+    assert_eq!(t.server.stats().rate_limited, 40);
+    // Another source is not affected...
+    let other = FiveTuple {
+        client: addr("192.0.2.200:1"),
+        ..c
+    };
+    let req = unauthenticated_allocate(&mut t);
+    assert_eq!(t.input(other, &req).1.len(), 1);
+    // ...authenticated requests are not limited...
+    t.allocate(c);
+    // ...and the source recovers with time.
+    t.advance(Duration::from_secs(1));
+    let req = unauthenticated_allocate(&mut t);
+    assert_eq!(
+        t.input(
+            FiveTuple {
+                client: addr("198.51.100.7:40001"),
+                ..c
+            },
+            &req
+        )
+        .1
+        .len(),
+        1
+    );
+}

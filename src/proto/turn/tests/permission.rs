@@ -104,7 +104,12 @@ fn channel_bind_rules() {
     t.allocate(c);
     // Out-of-range channel numbers.
     assert_eq!(error_code(&t.channel_bind(c, 0x3FFF, p1)), 400);
-    assert_eq!(error_code(&t.channel_bind(c, 0x5000, p1)), 400);
+    assert_eq!(error_code(&t.channel_bind(c, 0x8000, p1)), 400);
+    // RFC 5766's wider range (used by coturn's uclient) is accepted.
+    expect_success(
+        &t.channel_bind(c, 0x7FFF, addr("8.8.8.8:3000")),
+        Method::CHANNEL_BIND,
+    );
     expect_success(&t.channel_bind(c, 0x4000, p1), Method::CHANNEL_BIND);
     // Same binding again refreshes.
     expect_success(&t.channel_bind(c, 0x4000, p1), Method::CHANNEL_BIND);

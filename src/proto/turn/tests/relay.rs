@@ -37,7 +37,7 @@ fn channel_data_both_ways() {
     );
     assert_eq!(
         t.input(c, &[0x50, 0x01, 0, 0]).0,
-        ClientAction::Dropped(DropReason::Malformed)
+        ClientAction::Dropped(DropReason::NoChannel)
     );
 }
 
@@ -148,4 +148,37 @@ fn stats_count_relayed_and_dropped() {
     t.input(c, &[0x40, 0x05, 0, 1, 7, 0, 0, 0]);
     assert_eq!(t.server.stats().relayed_to_peer, 3);
     assert_eq!(t.server.stats().dropped, 1);
+}
+
+#[test]
+fn bandwidth_limit_drops_over_rate_both_directions_and_refills() {
+    let mut t = TestServer::with(|c| c.limits.bandwidth_bytes_per_sec = Some(1000));
+    let c = client();
+    t.allocate(c);
+    let id = t.bound[0];
+    let peer = addr("8.8.8.8:5000");
+    expect_success(&t.channel_bind(c, 0x4000, peer), Method::CHANNEL_BIND);
+    let mut frame = vec![0x40, 0x00, 0x01, 0xF4];
+    frame.extend_from_slice(&[0u8; 500]);
+    assert!(matches!(
+        t.input(c, &frame).0,
+        ClientAction::RelayToPeer { .. }
+    ));
+    assert!(matches!(
+        t.input(c, &frame).0,
+        ClientAction::RelayToPeer { .. }
+    ));
+    assert_eq!(
+        t.input(c, &frame).0,
+        ClientAction::Dropped(DropReason::OverBandwidth)
+    );
+    // The other direction has its own budget.
+    assert!(t.peer_sends(id, peer, &[0u8; 900]).is_some());
+    assert!(t.peer_sends(id, peer, &[0u8; 200]).is_none());
+    assert_eq!(t.server.stats().over_bandwidth, 2);
+    t.advance(Duration::from_millis(500));
+    assert!(matches!(
+        t.input(c, &frame).0,
+        ClientAction::RelayToPeer { .. }
+    ));
 }

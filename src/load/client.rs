@@ -1,0 +1,375 @@
+//! The load generator's TURN client: Allocate (with the 401 → REALM/NONCE
+//! → authenticated retry of RFC 8656 §7.2 / RFC 8489 §9.2), ChannelBind and
+//! Refresh(0), pipelined over many sockets with a bounded window.
+//!
+//! Works against any RFC 8656 server: the realm comes from the 401, a
+//! nonce is reused across allocations until the server answers 401/438
+//! (tern's nonces are stateless; coturn's are per 5-tuple and cost one
+//! extra round trip per allocation, as they do for a browser).
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::proto::auth::LongTermKey;
+use crate::proto::stun::{
+    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId, decode_error_code,
+    decode_xor_addr,
+};
+
+/// A request not answered within this long is sent again (same transaction id).
+const RETRANSMIT: Duration = Duration::from_millis(500);
+/// Sends per request before the whole run fails.
+const MAX_SENDS: u32 = 6;
+/// 401/438 answers tolerated per request (new nonce each time).
+const MAX_AUTH_RETRIES: u32 = 3;
+
+/// Long-term credentials plus what the server told us (realm, nonce).
+#[derive(Debug)]
+pub(crate) struct Creds {
+    user: String,
+    pass: String,
+    realm: String,
+    nonce: Vec<u8>,
+    key: Option<LongTermKey>,
+}
+
+impl Creds {
+    pub(crate) fn new(user: &str, pass: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+            realm: String::new(),
+            nonce: Vec::new(),
+            key: None,
+        }
+    }
+
+    /// Takes REALM and NONCE from a 401/438 answer.
+    fn learn(&mut self, msg: &Message<'_>) -> anyhow::Result<()> {
+        let realm = msg
+            .get(AttrType::REALM)
+            .context("401/438 answer without REALM")?;
+        let nonce = msg
+            .get(AttrType::NONCE)
+            .context("401/438 answer without NONCE")?;
+        let realm = std::str::from_utf8(realm).context("REALM is not UTF-8")?;
+        if self.key.is_none() || realm != self.realm {
+            self.realm = realm.to_owned();
+            self.key = Some(LongTermKey::derive(&self.user, &self.realm, &self.pass));
+        }
+        self.nonce = nonce.to_vec();
+        Ok(())
+    }
+}
+
+/// What one socket asks the server, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Allocate { lifetime: u32 },
+    ChannelBind { channel: u16, peer: SocketAddr },
+    Delete,
+}
+
+/// One allocation being set up or torn down.
+struct Job {
+    sock: UdpSocket,
+    steps: Vec<Step>,
+    next: usize,
+    tid: TransactionId,
+    req: Vec<u8>,
+    sent_at: Instant,
+    sends: u32,
+    auth_retries: u32,
+    relay: Option<SocketAddr>,
+}
+
+/// An established allocation with one channel.
+#[derive(Debug)]
+pub(crate) struct Alloc {
+    /// Client socket, connected to the server.
+    pub(crate) sock: UdpSocket,
+    pub(crate) relay: SocketAddr,
+    pub(crate) channel: u16,
+}
+
+/// What a [`Pipeline`] run produced.
+pub(crate) struct Outcome {
+    pub(crate) done: Vec<(UdpSocket, Option<SocketAddr>)>,
+    pub(crate) elapsed: Duration,
+}
+
+/// Runs jobs with at most `window` in flight until all finish or `limit` passes.
+pub(crate) struct Pipeline<'c> {
+    server: SocketAddr,
+    creds: &'c mut Creds,
+    tid_counter: u64,
+    buf: Vec<u8>,
+}
+
+impl<'c> Pipeline<'c> {
+    pub(crate) fn new(server: SocketAddr, creds: &'c mut Creds) -> Self {
+        Self {
+            server,
+            creds,
+            tid_counter: 0,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// A fresh client socket connected to the server.
+    pub(crate) fn client_socket(&self) -> anyhow::Result<UdpSocket> {
+        let bind: SocketAddr = if self.server.is_ipv4() {
+            ([127, 0, 0, 1], 0).into()
+        } else {
+            (std::net::Ipv6Addr::LOCALHOST, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).context("bind client socket")?;
+        sock.connect(self.server).context("connect client socket")?;
+        sock.set_nonblocking(true)?;
+        Ok(sock)
+    }
+
+    /// Allocates on each socket (lifetime `lifetime` s) and binds channel
+    /// `0x4000 + i % 4096` to `peers[i]`.
+    pub(crate) fn allocate(
+        &mut self,
+        socks: Vec<UdpSocket>,
+        peers: &[SocketAddr],
+        lifetime: u32,
+        window: usize,
+        limit: Duration,
+    ) -> anyhow::Result<(Vec<Alloc>, Duration)> {
+        let jobs = socks
+            .into_iter()
+            .zip(peers)
+            .enumerate()
+            .map(|(i, (sock, &peer))| {
+                let channel = 0x4000 + (i % 0x1000) as u16;
+                (
+                    sock,
+                    vec![
+                        Step::Allocate { lifetime },
+                        Step::ChannelBind { channel, peer },
+                    ],
+                )
+            })
+            .collect();
+        let out = self.run(jobs, window, limit)?;
+        let allocs = out
+            .done
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sock, relay))| Alloc {
+                sock,
+                // invariant: an Allocate step that succeeded set `relay`.
+                relay: relay.expect("allocate succeeded without relay address"),
+                channel: 0x4000 + (i % 0x1000) as u16,
+            })
+            .collect();
+        Ok((allocs, out.elapsed))
+    }
+
+    /// Deletes the allocations (Refresh with LIFETIME 0).
+    pub(crate) fn delete(
+        &mut self,
+        socks: Vec<UdpSocket>,
+        window: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let jobs = socks.into_iter().map(|s| (s, vec![Step::Delete])).collect();
+        Ok(self.run(jobs, window, limit)?.elapsed)
+    }
+
+    fn run(
+        &mut self,
+        jobs: Vec<(UdpSocket, Vec<Step>)>,
+        window: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Outcome> {
+        let start = Instant::now();
+        let total = jobs.len();
+        let mut done: Vec<Option<(UdpSocket, Option<SocketAddr>)>> =
+            (0..total).map(|_| None).collect();
+        let mut queue = jobs.into_iter().enumerate();
+        let mut active: Vec<(usize, Job)> = Vec::with_capacity(window);
+        let mut finished = 0;
+        let mut rbuf = [0u8; 2048];
+        let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(window);
+        while finished < total {
+            if start.elapsed() > limit {
+                bail!(
+                    "{} of {total} allocations still pending after {limit:?}",
+                    total - finished
+                );
+            }
+            while active.len() < window.max(1) {
+                let Some((i, (sock, steps))) = queue.next() else {
+                    break;
+                };
+                let mut job = Job {
+                    sock,
+                    steps,
+                    next: 0,
+                    tid: TransactionId([0; 12]),
+                    req: Vec::new(),
+                    sent_at: start,
+                    sends: 0,
+                    auth_retries: 0,
+                    relay: None,
+                };
+                self.send_step(&mut job)?;
+                active.push((i, job));
+            }
+            pollfds.clear();
+            pollfds.extend(active.iter().map(|(_, j)| libc::pollfd {
+                fd: j.sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }));
+            // SAFETY: pollfds is a live array of `len` pollfd structs.
+            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e).context("poll");
+                }
+            }
+            let now = Instant::now();
+            let mut k = 0;
+            while k < active.len() {
+                let readable = pollfds.get(k).is_some_and(|p| p.revents != 0);
+                let job = &mut active[k].1;
+                let mut finished_job = false;
+                if readable {
+                    while let Ok(len) = job.sock.recv(&mut rbuf) {
+                        if self.on_datagram(job, &rbuf[..len])? {
+                            finished_job = true;
+                            break;
+                        }
+                    }
+                } else if now.duration_since(job.sent_at) > RETRANSMIT {
+                    if job.sends >= MAX_SENDS {
+                        bail!("no answer from {} after {MAX_SENDS} sends", self.server);
+                    }
+                    let _ = job.sock.send(&job.req);
+                    job.sends += 1;
+                    job.sent_at = now;
+                }
+                if finished_job {
+                    let (i, job) = active.swap_remove(k);
+                    pollfds.swap_remove(k);
+                    done[i] = Some((job.sock, job.relay));
+                    finished += 1;
+                } else {
+                    k += 1;
+                }
+            }
+        }
+        Ok(Outcome {
+            // invariant: the loop ends only when every job finished.
+            done: done.into_iter().map(|d| d.expect("job finished")).collect(),
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Handles one datagram; `Ok(true)` when the job's last step succeeded.
+    fn on_datagram(&mut self, job: &mut Job, dgram: &[u8]) -> anyhow::Result<bool> {
+        let Ok(msg) = Message::parse(dgram) else {
+            return Ok(false); // ChannelData or junk
+        };
+        if msg.transaction_id() != job.tid {
+            return Ok(false); // a late answer to a retransmitted request
+        }
+        let step = job.steps[job.next];
+        match msg.class() {
+            Class::Success => {
+                if let Step::Allocate { .. } = step {
+                    let v = msg
+                        .get(AttrType::XOR_RELAYED_ADDRESS)
+                        .context("Allocate success without XOR-RELAYED-ADDRESS")?;
+                    job.relay = Some(
+                        decode_xor_addr(v, &msg.transaction_id())
+                            .context("bad XOR-RELAYED-ADDRESS")?,
+                    );
+                }
+                job.next += 1;
+                job.auth_retries = 0;
+                if job.next == job.steps.len() {
+                    return Ok(true);
+                }
+                self.send_step(job)?;
+                Ok(false)
+            }
+            Class::Error => {
+                let (code, reason) = msg
+                    .get(AttrType::ERROR_CODE)
+                    .and_then(|v| decode_error_code(v).ok())
+                    .unwrap_or((0, ""));
+                if matches!(code, 401 | 438) && job.auth_retries < MAX_AUTH_RETRIES {
+                    self.creds.learn(&msg)?;
+                    job.auth_retries += 1;
+                    self.send_step(job)?;
+                    return Ok(false);
+                }
+                // A Delete whose allocation is already gone (437) is done.
+                if step == Step::Delete && code == 437 {
+                    return Ok(true);
+                }
+                bail!("{step:?} failed: {code} {reason}")
+            }
+            Class::Request | Class::Indication => Ok(false),
+        }
+    }
+
+    /// Builds and sends the job's current step with a new transaction id.
+    fn send_step(&mut self, job: &mut Job) -> anyhow::Result<()> {
+        self.tid_counter += 1;
+        let mut tid = [0u8; 12];
+        tid[..8].copy_from_slice(&self.tid_counter.to_be_bytes());
+        tid[8..].copy_from_slice(&std::process::id().to_be_bytes());
+        job.tid = TransactionId(tid);
+        let step = job.steps[job.next];
+        let method = match step {
+            Step::Allocate { .. } => Method::ALLOCATE,
+            Step::ChannelBind { .. } => Method::CHANNEL_BIND,
+            Step::Delete => Method::REFRESH,
+        };
+        let mut w = MessageWriter::new(
+            &mut self.buf,
+            MessageType::new(method, Class::Request),
+            job.tid,
+        );
+        match step {
+            Step::Allocate { lifetime } => {
+                // REQUESTED-TRANSPORT: protocol 17 (UDP) in the first byte.
+                w.push_u32(AttrType::REQUESTED_TRANSPORT, 17 << 24);
+                w.push_u32(AttrType::LIFETIME, lifetime);
+            }
+            Step::ChannelBind { channel, peer } => {
+                w.push_u32(AttrType::CHANNEL_NUMBER, u32::from(channel) << 16);
+                w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
+            }
+            Step::Delete => {
+                w.push_u32(AttrType::LIFETIME, 0);
+            }
+        }
+        if let Some(key) = &self.creds.key {
+            w.push(AttrType::USERNAME, self.creds.user.as_bytes());
+            w.push(AttrType::REALM, self.creds.realm.as_bytes());
+            w.push(AttrType::NONCE, &self.creds.nonce);
+            w.push_integrity(&key.0);
+        }
+        job.req.clear();
+        job.req.extend_from_slice(&self.buf);
+        job.sock
+            .send(&job.req)
+            .with_context(|| format!("send {step:?} to {}", self.server))?;
+        job.sends = 1;
+        job.sent_at = Instant::now();
+        Ok(())
+    }
+}

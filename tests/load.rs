@@ -1,0 +1,96 @@
+//! `tern load` end to end: an in-process tern on 127.0.0.1, the `tern load`
+//! binary against it for about a second at a low fixed rate, both
+//! directions. Proves the tool works (packets come back, none lost); it is
+//! not a performance assertion.
+
+use std::process::Command;
+
+use tern::proto::auth::Credentials;
+use tern::proto::config::Config;
+use tern::proto::peer_policy::PeerPolicy;
+use tern::settings::Settings;
+
+fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
+    let mut creds = Credentials::new([5u8; 32]);
+    creds.add_user_password("load", "tern", "pw");
+    let mut proto = Config::new("tern", creds);
+    proto.peer_policy = PeerPolicy::new(vec!["127.0.0.0/8".parse().unwrap()], vec![]);
+    let settings = Settings {
+        udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp_listen: vec![],
+        relay_ip: "127.0.0.1".parse().unwrap(),
+        advertised_ip: None,
+        relay_ports,
+        workers: 1,
+        tcp: Default::default(),
+        tls: None,
+        proxy_protocol: Default::default(),
+        proto,
+    };
+    tern::io::start(settings).expect("start tern")
+}
+
+fn json_field(line: &str, key: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {line}"))
+}
+
+#[test]
+fn load_delivers_everything_at_a_low_rate() {
+    let server = start_tern(61_000..=61_099); // away from tests/it (50000..=59999)
+    let addr = server.udp_addrs()[0];
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["load", "--json", "--server", &addr.to_string()])
+        .args(["--user", "load:pw", "-n", "4", "-s", "100", "-b", "4"])
+        .args([
+            "-r",
+            "2000",
+            "-t",
+            "1",
+            "--direction",
+            "both",
+            "--drain-ms",
+            "1000",
+        ])
+        .output()
+        .expect("run tern load");
+    server.shutdown();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tern load failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().expect("a JSON line");
+    assert!(json_field(line, "delivered") > 0.0, "{line}");
+    assert_eq!(json_field(line, "loss_pct"), 0.0, "{line}");
+    assert!(json_field(line, "sent") >= 1000.0, "{line}");
+}
+
+#[test]
+fn allocate_only_reports_a_rate() {
+    let server = start_tern(61_100..=61_199);
+    let addr = server.udp_addrs()[0];
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args([
+            "load",
+            "--json",
+            "--allocate-only",
+            "--server",
+            &addr.to_string(),
+        ])
+        .args(["--user", "load:pw", "-n", "50"])
+        .output()
+        .expect("run tern load");
+    server.shutdown();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tern load failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().expect("a JSON line");
+    assert!(json_field(line, "allocate_per_s") > 0.0, "{line}");
+}
