@@ -25,6 +25,8 @@ fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
         relay_ports,
         workers: 1,
         tcp: Default::default(),
+        tls: None,
+        proxy_protocol: Default::default(),
         proto,
     };
     tern::io::start(settings).expect("start tern")

@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::clock;
 use super::sockets;
-use super::tcp::{Conn, ConnLimits, ReadState};
+use super::tcp::{Conn, ConnLimits, ListenerKind, ProxyPhase, ReadState};
 use super::udp::{Dest, RecvBufs, SendBatch, Sock, SockKey};
 use crate::proto::turn::{
     ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
@@ -49,7 +49,7 @@ pub(crate) struct Worker {
     poll: Poll,
     server: Server,
     udp: Vec<(Sock, SocketAddr)>,
-    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     relays: Vec<Option<RelaySock>>,
     /// Ports held for RESERVATION-TOKENs; shared, since any worker may claim one.
     reserved: Arc<Reserved>,
@@ -78,7 +78,7 @@ impl Worker {
         poll: Poll,
         server: Server,
         udp: Vec<(std::net::UdpSocket, SocketAddr)>,
-        tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+        tcp: Vec<(std::net::TcpListener, SocketAddr, ListenerKind)>,
         limits: Arc<ConnLimits>,
         settings: Arc<Settings>,
         shutdown: Arc<AtomicBool>,
@@ -97,11 +97,11 @@ impl Worker {
             .map_or(1, |(s, _)| s.max_gso_segments())
             .clamp(1, 64);
         let mut tcp_socks = Vec::new();
-        for (i, (s, addr)) in tcp.into_iter().enumerate() {
+        for (i, (s, addr, kind)) in tcp.into_iter().enumerate() {
             let mut s = TcpListener::from_std(s);
             poll.registry()
                 .register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
-            tcp_socks.push((s, addr));
+            tcp_socks.push((s, addr, kind));
         }
         Ok(Self {
             poll,
@@ -548,10 +548,11 @@ impl Worker {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some((l, local)) = self.tcp_listeners.get(i) else {
+            let Some((l, local, kind)) = self.tcp_listeners.get(i) else {
                 return;
             };
             let local = *local;
+            let kind = kind.clone();
             let (stream, from) = match l.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -569,7 +570,34 @@ impl Worker {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
-            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame);
+            let proxy = match kind.proxy {
+                false => ProxyPhase::Done,
+                true if self
+                    .settings
+                    .proxy_protocol
+                    .trusted
+                    .iter()
+                    .any(|n| n.contains(&from.ip())) =>
+                {
+                    ProxyPhase::Expect
+                }
+                true => ProxyPhase::Refuse,
+            };
+            let tls = match kind.tls.map(rustls::ServerConnection::new) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    self.limits.release(from.ip());
+                    continue;
+                }
+            };
+            if self.conn_by_client.contains_key(&from) {
+                // Only possible with a proxy reporting this very address.
+                self.limits.release(from.ip());
+                continue;
+            }
+            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame, tls, proxy);
             if let Err(e) = conn.register(self.poll.registry(), Token(CONN_BASE + idx)) {
                 tracing::warn!(error = %e, "cannot register a TCP connection");
                 self.limits.release(from.ip());
@@ -598,11 +626,24 @@ impl Worker {
             let Some(Some(conn)) = self.conns.get_mut(i) else {
                 return;
             };
-            let five = conn.five();
             let mut rbuf = conn.take_rbuf();
             let read = conn.read_into(&mut rbuf);
+            let ok = conn.flush(self.poll.registry(), Token(CONN_BASE + i));
+            let reported = conn.take_reported();
+            if let Some(to) = reported
+                && !self.rekey(i, to)
+            {
+                return self.close_conn(i);
+            }
+            let Some(Some(conn)) = self.conns.get_mut(i) else {
+                return;
+            };
+            let five = conn.five();
+            if let Err(e) = &read {
+                tracing::debug!(client = %five.client, transport = ?five.transport, error = %e, "closing stream connection");
+            }
             let mut consumed = 0;
-            let mut fatal = read.is_err();
+            let mut fatal = read.is_err() || !ok;
             while !fatal {
                 match crate::proto::framing::frame_len(
                     &rbuf[consumed..],
@@ -636,6 +677,33 @@ impl Worker {
         }
     }
 
+    /// Applies the client address a trusted proxy reported for connection
+    /// `i`: the per-IP limit and the map key become the reported ones (the
+    /// core sees that address in the FiveTuple). False: refuse the connection.
+    fn rekey(&mut self, i: usize, to: SocketAddr) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let from = conn.five().client;
+        if from == to {
+            return true;
+        }
+        if self.conn_by_client.contains_key(&to) {
+            tracing::debug!(client = %to, proxy = %from, "PROXY header names a client already connected");
+            return false;
+        }
+        if !self.limits.admit(to.ip()) {
+            tracing::debug!(client = %to, proxy = %from, "connection refused: connection limit reached");
+            return false;
+        }
+        self.limits.release(from.ip());
+        conn.set_client(to);
+        self.conn_by_client.remove(&from);
+        self.conn_by_client.insert(to, i);
+        tracing::debug!(client = %to, proxy = %from, "PROXY header accepted");
+        true
+    }
+
     fn close_conn(&mut self, i: usize) {
         let Some(slot) = self.conns.get_mut(i) else {
             return;
@@ -652,13 +720,17 @@ impl Worker {
 
     fn close_idle(&mut self, now: Instant) {
         let idle = self.settings.tcp.idle_timeout;
+        let handshake = self.settings.tcp.handshake_timeout;
         let stale: Vec<usize> = self
             .conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| {
                 c.as_ref()
-                    .filter(|c| now.duration_since(c.last_frame()) > idle)
+                    .filter(|c| {
+                        now.duration_since(c.last_frame()) > idle
+                            || c.handshake_expired(now, handshake)
+                    })
                     .map(|_| i)
             })
             .collect();

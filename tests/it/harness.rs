@@ -67,6 +67,8 @@ pub(crate) fn settings_default_policy() -> Settings {
         relay_ports: relay_ports(),
         workers: 2,
         tcp: Default::default(),
+        tls: None,
+        proxy_protocol: Default::default(),
         proto,
     }
 }
