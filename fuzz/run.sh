@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# Runs every codec fuzz target for N seconds (default 20).
+# Runs every fuzz target for N seconds (default 20).
 #
 #   fuzz/run.sh [SECONDS]
 #
@@ -13,7 +13,7 @@
 set -eu
 secs="${1:-20}"
 cd "$(dirname "$0")"
-for t in stun_parse channel_data frame_len; do
+for t in stun_parse channel_data frame_len server_input config_toml proxy_protocol; do
     mkdir -p "target/corpus/$t"
     echo "== $t (${secs}s)"
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "target/corpus/$t" "corpus/$t" -- \

@@ -5,17 +5,18 @@
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, UdpSocket};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::clock;
 use super::sockets;
-use super::tcp::{Conn, ConnLimits, ReadState};
+use super::tcp::{Conn, ConnLimits, ListenerKind, ProxyPhase, ReadState};
+use super::udp::{Dest, RecvBufs, SendBatch, Sock, SockKey};
 use crate::proto::turn::{
     ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
     RelayId, Server, TAILROOM, Transport,
@@ -31,28 +32,42 @@ const RELAY_BASE: usize = 1 << 40;
 /// Largest UDP payload plus the headroom and tailroom the core writes into.
 const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
 
+/// Receive batches taken from one socket before others get a turn; a
+/// socket still readable after that is revisited on the next loop.
+const ROUNDS_PER_EVENT: usize = 8;
+
 /// How often idle TCP connections are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
+/// The relay socket(s) of one allocation, indexed by family (0 IPv4, 1 IPv6).
 struct RelaySock {
     id: RelayId,
-    sock: UdpSocket,
+    socks: [Option<Sock>; 2],
 }
 
 pub(crate) struct Worker {
     poll: Poll,
     server: Server,
-    udp: Vec<(UdpSocket, SocketAddr)>,
-    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    udp: Vec<(Sock, SocketAddr)>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     relays: Vec<Option<RelaySock>>,
-    reserved: HashMap<u16, std::net::UdpSocket>,
+    /// Ports held for RESERVATION-TOKENs; shared, since any worker may claim one.
+    reserved: Arc<Reserved>,
     conns: Vec<Option<Conn>>,
     free_conns: Vec<usize>,
     conn_by_client: HashMap<SocketAddr, usize>,
     limits: Arc<ConnLimits>,
     settings: Arc<Settings>,
     shutdown: Arc<AtomicBool>,
-    buf: Box<[u8]>,
+    /// Scratch for one peer datagram with headroom for the header the core writes.
+    scratch: Box<[u8]>,
+    /// recvmmsg buffers (taken out while a batch is processed).
+    rbufs: Option<Box<RecvBufs>>,
+    /// Datagrams waiting to leave as one GSO send.
+    batch: SendBatch,
+    max_segments: usize,
+    /// Sockets that were still readable after their turn.
+    ready: Vec<usize>,
     seed: u64,
     next_housekeeping: Instant,
 }
@@ -63,25 +78,30 @@ impl Worker {
         poll: Poll,
         server: Server,
         udp: Vec<(std::net::UdpSocket, SocketAddr)>,
-        tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+        tcp: Vec<(std::net::TcpListener, SocketAddr, ListenerKind)>,
         limits: Arc<ConnLimits>,
         settings: Arc<Settings>,
         shutdown: Arc<AtomicBool>,
+        reserved: Arc<Reserved>,
         seed: u64,
     ) -> io::Result<Self> {
         let mut udp_socks = Vec::new();
         for (i, (s, addr)) in udp.into_iter().enumerate() {
-            let mut s = UdpSocket::from_std(s);
+            let mut s = Sock::new(s)?;
             poll.registry()
-                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+                .register(&mut s.sock, Token(UDP_BASE + i), Interest::READABLE)?;
             udp_socks.push((s, addr));
         }
+        let max_segments = udp_socks
+            .first()
+            .map_or(1, |(s, _)| s.max_gso_segments())
+            .clamp(1, 64);
         let mut tcp_socks = Vec::new();
-        for (i, (s, addr)) in tcp.into_iter().enumerate() {
+        for (i, (s, addr, kind)) in tcp.into_iter().enumerate() {
             let mut s = TcpListener::from_std(s);
             poll.registry()
                 .register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
-            tcp_socks.push((s, addr));
+            tcp_socks.push((s, addr, kind));
         }
         Ok(Self {
             poll,
@@ -89,14 +109,18 @@ impl Worker {
             udp: udp_socks,
             tcp_listeners: tcp_socks,
             relays: Vec::new(),
-            reserved: HashMap::new(),
+            reserved,
             conns: Vec::new(),
             free_conns: Vec::new(),
             conn_by_client: HashMap::new(),
             limits,
             settings,
             shutdown,
-            buf: vec![0u8; BUF_LEN].into_boxed_slice(),
+            scratch: vec![0u8; BUF_LEN].into_boxed_slice(),
+            rbufs: Some(Box::new(RecvBufs::new())),
+            batch: SendBatch::new(),
+            max_segments,
+            ready: Vec::new(),
             seed,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         })
@@ -110,13 +134,24 @@ impl Worker {
                 .server
                 .poll_timeout()
                 .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
-            let timeout = deadline.saturating_duration_since(now);
+            let timeout = if self.ready.is_empty() {
+                deadline.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!(error = %e, "poll failed; worker stops");
                 return;
+            }
+            for t in std::mem::take(&mut self.ready) {
+                if t >= RELAY_BASE {
+                    self.relay_readable(t - RELAY_BASE);
+                } else {
+                    self.udp_readable(t - UDP_BASE);
+                }
             }
             for ev in &events {
                 let t = ev.token().0;
@@ -173,9 +208,14 @@ impl Worker {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::BindRelay { relay, ipv6, port } => {
+            Command::BindRelay {
+                relay,
+                ipv6,
+                additional_ipv6,
+                port,
+            } => {
                 let now = clock::now();
-                let result = self.bind_relay(relay, ipv6, port);
+                let result = self.bind_relay(relay, ipv6, additional_ipv6, port);
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "cannot bind a relay socket; answering 508");
                 }
@@ -185,14 +225,28 @@ impl Worker {
             Command::ReleaseRelay { relay } => {
                 if let Some(slot) = self.relays.get_mut(relay.slot as usize)
                     && slot.as_ref().is_some_and(|r| r.id == relay)
-                    && let Some(mut r) = slot.take()
+                    && let Some(r) = slot.take()
                 {
-                    let _ = self.poll.registry().deregister(&mut r.sock);
+                    for mut s in r.socks.into_iter().flatten() {
+                        let _ = self.poll.registry().deregister(&mut s.sock);
+                    }
                 }
             }
             Command::ReleaseReservation { port } => {
-                self.reserved.remove(&port);
+                self.reserved.lock().remove(&port);
             }
+        }
+    }
+
+    /// The local and advertised relay IPs of a family, if configured.
+    fn relay_ip(&self, ipv6: bool) -> Option<(IpAddr, IpAddr)> {
+        let s = &self.settings;
+        if s.relay_ip.is_ipv6() == ipv6 {
+            Some((s.relay_ip, s.advertised_ip.unwrap_or(s.relay_ip)))
+        } else if ipv6 {
+            s.relay_ip6.map(|ip| (ip, s.advertised_ip6.unwrap_or(ip)))
+        } else {
+            None
         }
     }
 
@@ -200,136 +254,282 @@ impl Worker {
         &mut self,
         relay: RelayId,
         ipv6: bool,
+        additional_ipv6: bool,
         port: PortRequest,
     ) -> io::Result<RelayBound> {
-        let s = &self.settings;
-        if ipv6 != s.relay_ip.is_ipv6() {
+        let Some((local_ip, advertised)) = self.relay_ip(ipv6) else {
             return Err(io::Error::new(
                 ErrorKind::Unsupported,
                 "relay address family not configured",
             ));
-        }
-        self.seed = self
-            .seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        };
         let (sock, reserved) = match port {
             PortRequest::Reserved(p) => {
                 let s = self
                     .reserved
+                    .lock()
                     .remove(&p)
                     .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
                 (s, None)
             }
-            req => sockets::relay_socket(s.relay_ip, &s.relay_ports, req, self.seed >> 16)?,
+            req => {
+                let seed = self.next_seed();
+                sockets::relay_socket(local_ip, &self.settings.relay_ports, req, seed)?
+            }
         };
         let local = sock.local_addr()?;
         let reserved_port = match reserved {
             Some(r) => {
                 let p = r.local_addr()?.port();
-                self.reserved.insert(p, r);
+                self.reserved.lock().insert(p, r);
                 Some(p)
             }
             None => None,
         };
-        let mut sock = UdpSocket::from_std(sock);
+        let mut socks = [None, None];
+        socks[usize::from(ipv6)] = Some(sock);
+        // The IPv6 half of a dual allocation is best effort: without it the
+        // client still gets IPv4 and ADDRESS-ERROR-CODE for IPv6.
+        let mut additional = None;
+        if additional_ipv6 && let Some((ip6, adv6)) = self.relay_ip(true) {
+            let seed = self.next_seed();
+            match sockets::relay_socket(ip6, &self.settings.relay_ports, PortRequest::Any, seed) {
+                Ok((s6, _)) => {
+                    additional = Some(SocketAddr::new(adv6, s6.local_addr()?.port()));
+                    socks[1] = Some(s6);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot bind the IPv6 half of a dual allocation")
+                }
+            }
+        }
         let slot = relay.slot as usize;
-        self.poll
-            .registry()
-            .register(&mut sock, Token(RELAY_BASE + slot), Interest::READABLE)?;
+        let mut registered = [None, None];
+        for (fam, s) in socks.into_iter().enumerate() {
+            if let Some(s) = s {
+                let mut s = Sock::new(s)?;
+                self.poll.registry().register(
+                    &mut s.sock,
+                    Token(RELAY_BASE + 2 * slot + fam),
+                    Interest::READABLE,
+                )?;
+                registered[fam] = Some(s);
+            }
+        }
         if self.relays.len() <= slot {
             self.relays.resize_with(slot + 1, || None);
         }
-        self.relays[slot] = Some(RelaySock { id: relay, sock });
-        let ip = s.advertised_ip.unwrap_or(s.relay_ip);
+        self.relays[slot] = Some(RelaySock {
+            id: relay,
+            socks: registered,
+        });
         Ok(RelayBound {
-            addr: SocketAddr::new(ip, local.port()),
+            addr: SocketAddr::new(advertised, local.port()),
+            additional,
             reserved_port,
         })
     }
 
+    fn next_seed(&mut self) -> u64 {
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.seed >> 16
+    }
+
+    /// Client datagrams on listener `i`: recvmmsg batches (GRO segments
+    /// split), each datagram through the core, relayed payloads batched per
+    /// peer for GSO.
     fn udp_readable(&mut self, i: usize) {
         let Some(&(_, local)) = self.udp.get(i) else {
             return;
         };
-        loop {
-            let (n, from) = match self.udp[i].0.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
+            let n = match self.udp[i].0.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors surface as ECONNREFUSED and the like: not fatal.
+                // ICMP errors and the like: not fatal, try the next batch.
                 Err(_) => continue,
             };
-            let five = FiveTuple {
-                client: from,
-                server: local,
-                transport: Transport::Udp,
-            };
-            let action = self
-                .server
-                .handle_client(clock::now(), five, &self.buf[..n]);
-            self.client_action(action, None);
+            let now = clock::now();
+            for k in 0..n {
+                let meta = &bufs.meta[k];
+                // The address the client sent to (IP_PKTINFO), so replies
+                // leave from it even on a wildcard listener.
+                let server = SocketAddr::new(meta.dst_ip.unwrap_or(local.ip()), local.port());
+                let five = FiveTuple {
+                    client: meta.addr,
+                    server,
+                    transport: Transport::Udp,
+                };
+                for d in bufs.datagrams(k) {
+                    let action = self.server.handle_client(now, five, d);
+                    self.client_action(action, d);
+                }
+            }
             self.drain();
+        }
+        self.rbufs = Some(bufs);
+        self.flush_batch();
+        if !drained {
+            self.ready.push(UDP_BASE + i);
         }
     }
 
-    /// Relays to a peer; `frame` is where the bytes are when they did not
-    /// come from `self.buf` (a TCP connection's buffer).
-    fn client_action(&mut self, action: ClientAction, frame: Option<&[u8]>) {
+    /// Relays to a peer; `datagram` holds the bytes the action's range points into.
+    fn client_action(&mut self, action: ClientAction, datagram: &[u8]) {
         if let ClientAction::RelayToPeer {
             relay,
             peer,
             payload,
         } = action
+            && let Some(bytes) = datagram.get(payload)
         {
-            let bytes = match frame {
-                Some(f) => f.get(payload),
-                None => self.buf.get(payload),
+            let dest = Dest {
+                sock: SockKey::Relay(2 * relay.slot as usize + usize::from(peer.is_ipv6())),
+                to: peer,
+                src_ip: None,
             };
-            if let (Some(Some(r)), Some(bytes)) = (self.relays.get(relay.slot as usize), bytes)
-                && r.id == relay
-            {
-                // A full socket buffer drops the datagram, as a router would.
-                let _ = r.sock.send_to(bytes, peer);
-            }
+            self.queue(dest, bytes);
         }
     }
 
-    fn relay_readable(&mut self, slot: usize) {
-        loop {
-            let Some(Some(r)) = self.relays.get(slot) else {
-                return;
+    /// Adds a datagram to the GSO batch, flushing the batch first if the
+    /// run breaks (another destination, another size, full).
+    #[inline]
+    fn queue(&mut self, dest: Dest, bytes: &[u8]) {
+        if self.batch.fits(&dest, bytes.len(), self.max_segments) {
+            self.batch.push(bytes);
+        } else {
+            self.flush_batch();
+            self.batch.start(dest, bytes);
+        }
+    }
+
+    fn flush_batch(&mut self) {
+        let Some((dest, bytes, segment)) = self.batch.take() else {
+            return;
+        };
+        let sock = match dest.sock {
+            SockKey::Listener(i) => self.udp.get(i).map(|(s, _)| s),
+            SockKey::Relay(key) => self
+                .relays
+                .get(key / 2)
+                .and_then(Option::as_ref)
+                .and_then(|r| r.socks[key % 2].as_ref()),
+        };
+        if let Some(sock) = sock {
+            sock.send(dest.to, dest.src_ip, bytes, segment);
+        }
+    }
+
+    /// Peer datagrams on relay socket `key` (2 × slot + family).
+    fn relay_readable(&mut self, key: usize) {
+        let (slot, fam) = (key / 2, key % 2);
+        let Some(Some(r)) = self.relays.get(slot) else {
+            return;
+        };
+        let id = r.id;
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
+            let Some(Some(RelaySock {
+                socks: [v4, v6], ..
+            })) = self.relays.get(slot)
+            else {
+                break;
             };
-            let id = r.id;
-            let end = self.buf.len() - TAILROOM;
-            let (n, peer) = match r.sock.recv_from(&mut self.buf[HEADROOM..end]) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            let Some(sock) = (if fam == 0 { v4 } else { v6 }) else {
+                break;
+            };
+            let n = match sock.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => continue,
             };
             let now = Instant::now();
-            match self
-                .server
-                .handle_peer(now, id, peer, &mut self.buf, HEADROOM..HEADROOM + n)
-            {
-                PeerAction::Forward { to, bytes } => {
-                    let buf = std::mem::take(&mut self.buf);
-                    if let Some(b) = buf.get(bytes) {
-                        self.send_to_client(&to, b);
+            for k in 0..n {
+                let peer = bufs.meta[k].addr;
+                for d in bufs.datagrams(k) {
+                    // Copy behind the headroom so the core can write the
+                    // ChannelData header or Data indication in place.
+                    let end = HEADROOM + d.len();
+                    self.scratch[HEADROOM..end].copy_from_slice(d);
+                    let action =
+                        self.server
+                            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end);
+                    if let PeerAction::Forward { to, bytes } = action {
+                        self.forward_to_client(&to, bytes);
                     }
-                    self.buf = buf;
                 }
-                PeerAction::Dropped(_) => {}
             }
         }
+        self.rbufs = Some(bufs);
+        self.flush_batch();
+        if !drained {
+            self.ready.push(RELAY_BASE + key);
+        }
+    }
+
+    /// Sends `self.scratch[bytes]` to a client: batched for UDP, queued for TCP.
+    fn forward_to_client(&mut self, to: &FiveTuple, bytes: std::ops::Range<usize>) {
+        if to.transport == Transport::Udp {
+            if let Some(dest) = self.client_dest(to) {
+                let scratch = std::mem::take(&mut self.scratch);
+                if let Some(b) = scratch.get(bytes) {
+                    self.queue(dest, b);
+                }
+                self.scratch = scratch;
+            }
+        } else {
+            let scratch = std::mem::take(&mut self.scratch);
+            if let Some(b) = scratch.get(bytes) {
+                self.send_to_client(to, b);
+            }
+            self.scratch = scratch;
+        }
+    }
+
+    /// The listener a UDP client talks to, and the source IP to send from
+    /// when that listener is bound to a wildcard address.
+    fn client_dest(&self, to: &FiveTuple) -> Option<Dest> {
+        let i = self.udp.iter().position(|(_, a)| {
+            a.port() == to.server.port() && (a.ip() == to.server.ip() || a.ip().is_unspecified())
+        })?;
+        let src_ip = self.udp[i]
+            .1
+            .ip()
+            .is_unspecified()
+            .then_some(to.server.ip());
+        Some(Dest {
+            sock: SockKey::Listener(i),
+            to: to.client,
+            src_ip,
+        })
     }
 
     fn send_to_client(&mut self, to: &FiveTuple, data: &[u8]) {
         match to.transport {
             Transport::Udp => {
-                if let Some((s, _)) = self.udp.iter().find(|(_, a)| *a == to.server) {
-                    let _ = s.send_to(data, to.client);
+                if let Some(d) = self.client_dest(to)
+                    && let SockKey::Listener(i) = d.sock
+                {
+                    self.udp[i].0.send(d.to, d.src_ip, data, None);
                 }
             }
             Transport::Tcp | Transport::Tls => {
@@ -348,10 +548,11 @@ impl Worker {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some((l, local)) = self.tcp_listeners.get(i) else {
+            let Some((l, local, kind)) = self.tcp_listeners.get(i) else {
                 return;
             };
             let local = *local;
+            let kind = kind.clone();
             let (stream, from) = match l.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -369,7 +570,34 @@ impl Worker {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
-            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame);
+            let proxy = match kind.proxy {
+                false => ProxyPhase::Done,
+                true if self
+                    .settings
+                    .proxy_protocol
+                    .trusted
+                    .iter()
+                    .any(|n| n.contains(&from.ip())) =>
+                {
+                    ProxyPhase::Expect
+                }
+                true => ProxyPhase::Refuse,
+            };
+            let tls = match kind.tls.map(rustls::ServerConnection::new) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    self.limits.release(from.ip());
+                    continue;
+                }
+            };
+            if self.conn_by_client.contains_key(&from) {
+                // Only possible with a proxy reporting this very address.
+                self.limits.release(from.ip());
+                continue;
+            }
+            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame, tls, proxy);
             if let Err(e) = conn.register(self.poll.registry(), Token(CONN_BASE + idx)) {
                 tracing::warn!(error = %e, "cannot register a TCP connection");
                 self.limits.release(from.ip());
@@ -398,11 +626,24 @@ impl Worker {
             let Some(Some(conn)) = self.conns.get_mut(i) else {
                 return;
             };
-            let five = conn.five();
             let mut rbuf = conn.take_rbuf();
             let read = conn.read_into(&mut rbuf);
+            let ok = conn.flush(self.poll.registry(), Token(CONN_BASE + i));
+            let reported = conn.take_reported();
+            if let Some(to) = reported
+                && !self.rekey(i, to)
+            {
+                return self.close_conn(i);
+            }
+            let Some(Some(conn)) = self.conns.get_mut(i) else {
+                return;
+            };
+            let five = conn.five();
+            if let Err(e) = &read {
+                tracing::debug!(client = %five.client, transport = ?five.transport, error = %e, "closing stream connection");
+            }
             let mut consumed = 0;
-            let mut fatal = read.is_err();
+            let mut fatal = read.is_err() || !ok;
             while !fatal {
                 match crate::proto::framing::frame_len(
                     &rbuf[consumed..],
@@ -411,7 +652,7 @@ impl Worker {
                     Ok(Some(len)) if rbuf.len() - consumed >= len => {
                         let frame = &rbuf[consumed..consumed + len];
                         let action = self.server.handle_client(clock::now(), five, frame);
-                        self.client_action(action, Some(frame));
+                        self.client_action(action, frame);
                         self.drain();
                         consumed += len;
                     }
@@ -422,6 +663,7 @@ impl Worker {
                     }
                 }
             }
+            self.flush_batch();
             rbuf.drain(..consumed);
             match self.conns.get_mut(i) {
                 Some(Some(c)) => c.put_rbuf(rbuf, consumed > 0),
@@ -433,6 +675,33 @@ impl Worker {
                 _ => return self.close_conn(i),
             }
         }
+    }
+
+    /// Applies the client address a trusted proxy reported for connection
+    /// `i`: the per-IP limit and the map key become the reported ones (the
+    /// core sees that address in the FiveTuple). False: refuse the connection.
+    fn rekey(&mut self, i: usize, to: SocketAddr) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let from = conn.five().client;
+        if from == to {
+            return true;
+        }
+        if self.conn_by_client.contains_key(&to) {
+            tracing::debug!(client = %to, proxy = %from, "PROXY header names a client already connected");
+            return false;
+        }
+        if !self.limits.admit(to.ip()) {
+            tracing::debug!(client = %to, proxy = %from, "connection refused: connection limit reached");
+            return false;
+        }
+        self.limits.release(from.ip());
+        conn.set_client(to);
+        self.conn_by_client.remove(&from);
+        self.conn_by_client.insert(to, i);
+        tracing::debug!(client = %to, proxy = %from, "PROXY header accepted");
+        true
     }
 
     fn close_conn(&mut self, i: usize) {
@@ -451,13 +720,17 @@ impl Worker {
 
     fn close_idle(&mut self, now: Instant) {
         let idle = self.settings.tcp.idle_timeout;
+        let handshake = self.settings.tcp.handshake_timeout;
         let stale: Vec<usize> = self
             .conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| {
                 c.as_ref()
-                    .filter(|c| now.duration_since(c.last_frame()) > idle)
+                    .filter(|c| {
+                        now.duration_since(c.last_frame()) > idle
+                            || c.handshake_expired(now, handshake)
+                    })
                     .map(|_| i)
             })
             .collect();
@@ -465,6 +738,16 @@ impl Worker {
             tracing::debug!("closing idle TCP connection");
             self.close_conn(i);
         }
+    }
+}
+
+/// Reserved relay sockets by port.
+#[derive(Debug, Default)]
+pub(crate) struct Reserved(std::sync::Mutex<HashMap<u16, std::net::UdpSocket>>);
+
+impl Reserved {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, std::net::UdpSocket>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -24,6 +24,10 @@ pub struct QuotaLedger {
 struct Ledger {
     total: u32,
     per_user: HashMap<String, u32>,
+    /// RESERVATION-TOKEN → reserved port. Shared because the Allocate that
+    /// claims a token often comes from another client socket, which the
+    /// kernel may hash to another worker.
+    reservations: HashMap<u64, u16>,
 }
 
 impl QuotaLedger {
@@ -55,6 +59,20 @@ impl QuotaLedger {
                 l.per_user.remove(user);
             }
         }
+    }
+
+    /// Records a reservation token for `port`.
+    pub fn reserve(&self, token: u64, port: u16) {
+        self.lock().reservations.insert(token, port);
+    }
+
+    /// Takes the port of a token (claim or expiry); `None` if already taken.
+    pub fn take_reservation(&self, token: u64) -> Option<u16> {
+        self.lock().reservations.remove(&token)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn total(&self) -> u32 {

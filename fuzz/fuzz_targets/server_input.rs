@@ -1,0 +1,80 @@
+//! Arbitrary client frames and peer datagrams into a TURN server that has a
+//! live allocation with a permission and a channel. Each input is split at
+//! 0xFF 0xFF markers; even pieces go in as client datagrams, odd pieces as
+//! peer datagrams. The server must never panic and keep its invariants.
+#![no_main]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use tern::proto::auth::{Credentials, LongTermKey};
+use tern::proto::config::Config;
+use tern::proto::stun::{AttrType, Class, MessageType, MessageWriter, Method, TransactionId};
+use tern::proto::time::Now;
+use tern::proto::turn::{
+    Command, FiveTuple, HEADROOM, PeerAction, QuotaLedger, RelayBound, Server, TAILROOM, Transport,
+};
+
+fn request(server: &Server, now: Now, five: &FiveTuple, method: Method, tid: u8, f: impl Fn(&mut MessageWriter<'_>)) -> Vec<u8> {
+    let nonce = server.config().credentials.nonce_key().make(now.unix_secs, five.client.ip());
+    let mut out = Vec::new();
+    let mut w = MessageWriter::new(&mut out, MessageType::new(method, Class::Request), TransactionId([tid; 12]));
+    f(&mut w);
+    w.push(AttrType::USERNAME, b"u");
+    w.push(AttrType::REALM, b"r");
+    w.push(AttrType::NONCE, &nonce);
+    w.push_integrity(&LongTermKey::derive("u", "r", "p").0);
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut creds = Credentials::new([1; 32]);
+    creds.add_user_password("u", "r", "p");
+    let mut server = Server::new(Arc::new(Config::new("r", creds)), Arc::new(QuotaLedger::new()));
+    let t0 = Instant::now();
+    let mut now = Now { mono: t0, unix_secs: 1_700_000_000 };
+    let five = FiveTuple {
+        client: "192.0.2.1:1000".parse().unwrap(),
+        server: "192.0.2.2:3478".parse().unwrap(),
+        transport: if data.first().is_some_and(|b| b & 1 == 1) { Transport::Tcp } else { Transport::Udp },
+    };
+    let peer: SocketAddr = "8.8.8.8:1".parse().unwrap();
+    let alloc = request(&server, now, &five, Method::ALLOCATE, 1, |w| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    server.handle_client(now, five, &alloc);
+    let Some(Command::BindRelay { relay, .. }) = server.poll_command() else { panic!("no bind") };
+    server.handle_relay_bound(now, relay, Ok(RelayBound { addr: "192.0.2.2:50000".parse().unwrap(), reserved_port: None }));
+    let bind = request(&server, now, &five, Method::CHANNEL_BIND, 2, |w| {
+        w.push(AttrType::CHANNEL_NUMBER, &[0x40, 0, 0, 0]);
+        w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
+    });
+    server.handle_client(now, five, &bind);
+    assert_eq!(server.allocation_count(), 1);
+
+    let mut buf = vec![0u8; HEADROOM + 65_536 + TAILROOM];
+    for (i, piece) in data.split(|b| *b == 0xFF).enumerate() {
+        if i % 2 == 0 {
+            let _ = server.handle_client(now, five, piece);
+        } else {
+            let n = piece.len().min(65_535);
+            buf[HEADROOM..HEADROOM + n].copy_from_slice(&piece[..n]);
+            if let PeerAction::Forward { bytes, .. } =
+                server.handle_peer(now.mono, relay, peer, &mut buf, HEADROOM..HEADROOM + n)
+            {
+                assert!(bytes.end <= buf.len());
+            }
+        }
+        if piece.len() % 7 == 0 {
+            now.mono += Duration::from_secs(61);
+            now.unix_secs += 61;
+            server.handle_timeout(now.mono);
+        }
+        while server.poll_transmit().is_some() {}
+        while server.poll_command().is_some() {}
+        while server.poll_event().is_some() {}
+    }
+    assert!(server.allocation_count() <= 1);
+});
