@@ -99,6 +99,7 @@ impl Bench {
                     Ok(RelayBound {
                         addr,
                         reserved_port: None,
+                        additional: None,
                     }),
                 );
             }

@@ -27,7 +27,7 @@ const MAX_SENDS: u32 = 6;
 /// 401/438 answers tolerated per request (new nonce each time).
 const MAX_AUTH_RETRIES: u32 = 3;
 /// Fresh sockets tried per allocation after a 437 on its first Allocate.
-const MAX_RESTARTS: u32 = 3;
+const MAX_RESTARTS: u32 = 8;
 
 /// Long-term credentials plus what the server told us (realm, nonce).
 #[derive(Debug)]
@@ -111,6 +111,8 @@ pub(crate) struct Pipeline<'c> {
     creds: &'c mut Creds,
     tid_counter: u64,
     buf: Vec<u8>,
+    /// Sockets that met a 437, held open until the pipeline is dropped.
+    graveyard: Vec<UdpSocket>,
 }
 
 impl<'c> Pipeline<'c> {
@@ -120,6 +122,7 @@ impl<'c> Pipeline<'c> {
             creds,
             tid_counter: 0,
             buf: Vec::with_capacity(512),
+            graveyard: Vec::new(),
         }
     }
 
@@ -331,7 +334,9 @@ impl<'c> Pipeline<'c> {
                     && code == 437
                     && job.restarts < MAX_RESTARTS
                 {
-                    job.sock = self.client_socket()?;
+                    // Keep the old socket open so the kernel cannot hand its port out again.
+                    let old = std::mem::replace(&mut job.sock, self.client_socket()?);
+                    self.graveyard.push(old);
                     job.restarts += 1;
                     self.send_step(job)?;
                     return Ok(false);
