@@ -91,7 +91,9 @@ fn ipv6_peer_policy_and_family_checks() {
         "[fe80::1]:9",
         "[fd00::1]:9",
         "[ff02::1]:9",
-        "[::ffff:127.0.0.1]:9",
+        "[::ffff:127.0.0.2]:9",
+        "[::ffff:10.0.0.1]:9",
+        "[64:ff9b::a9fe:a9fe]:9",
         "[::]:9",
     ] {
         assert_eq!(c.create_permission(bad.parse().unwrap()), Err(403), "{bad}");
