@@ -13,7 +13,7 @@
 set -eu
 secs="${1:-20}"
 cd "$(dirname "$0")"
-for t in stun_parse channel_data frame_len server_input config_toml; do
+for t in stun_parse channel_data frame_len server_input config_toml proxy_protocol; do
     mkdir -p "target/corpus/$t"
     echo "== $t (${secs}s)"
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "target/corpus/$t" "corpus/$t" -- \

@@ -90,6 +90,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub rest_secret: Vec<String>,
+    /// TLS listen address "IP:PORT" (repeatable; replaces tls.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Vec<String>,
+    /// PEM certificate chain for TLS (tls.cert).
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<String>,
+    /// PEM private key for TLS (tls.key).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<String>,
     /// Worker threads; 0 = one per core (server.workers).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -110,6 +119,9 @@ impl ServeArgs {
                 .map(|u| (u.name.clone(), u.password.clone()))
                 .collect(),
             rest_secrets: self.rest_secret.iter().cloned().map(Secret::new).collect(),
+            tls_listen: self.tls_listen.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             workers: self.workers,
             log_level: log_level.map(str::to_owned),
         }

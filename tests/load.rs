@@ -20,9 +20,13 @@ fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
         tcp_listen: vec![],
         relay_ip: "127.0.0.1".parse().unwrap(),
         advertised_ip: None,
+        relay_ip6: None,
+        advertised_ip6: None,
         relay_ports,
         workers: 1,
         tcp: Default::default(),
+        tls: None,
+        proxy_protocol: Default::default(),
         proto,
     };
     tern::io::start(settings).expect("start tern")

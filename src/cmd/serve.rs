@@ -1,5 +1,5 @@
 //! `tern serve`: start the driver, say exactly what clients will be given,
-//! and run until SIGINT or SIGTERM.
+//! and run until SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate.
 
 use anyhow::Context;
 
@@ -22,6 +22,9 @@ pub fn run(settings: Settings, generated: Option<GeneratedCredential>) -> anyhow
     for a in handle.tcp_addrs() {
         tracing::info!(listen = %a, transport = "tcp", "listening for STUN/TURN");
     }
+    for a in handle.tls_addrs() {
+        tracing::info!(listen = %a, transport = "tls", "listening for STUN/TURN");
+    }
     tracing::info!(
         relay_bind = %relay_ip,
         relay_given_to_clients = %advertised,
@@ -38,19 +41,31 @@ pub fn run(settings: Settings, generated: Option<GeneratedCredential>) -> anyhow
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let signal = rt.block_on(wait_for_signal())?;
+    let signal = rt.block_on(wait_for_signal(&handle))?;
     tracing::info!(signal, "stopping: ending all allocations");
     handle.shutdown();
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads the TLS certificate and
+/// keeps waiting (a bad file is logged and the old certificate kept).
+async fn wait_for_signal(handle: &crate::io::Handle) -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => match handle.reload_tls() {
+                Ok(()) if handle.tls_addrs().is_empty() => {
+                    tracing::info!("SIGHUP: no TLS listeners, nothing to reload");
+                }
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one"),
+            },
+        }
+    }
 }

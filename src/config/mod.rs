@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     /// Which peers clients may relay to.
     pub peers: PeersSection,
+    /// TURN over TLS listeners and certificate.
+    pub tls: TlsSection,
+    /// PROXY protocol from load balancers.
+    pub proxy_protocol: ProxyProtocolSection,
     /// Logging.
     pub log: LogSection,
     /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
@@ -95,6 +99,11 @@ pub struct RelaySection {
     /// Public IP given to clients when the server is behind a 1:1 NAT
     /// (e.g. a cloud VM's public IP); empty = same as `address`.
     pub advertised_address: String,
+    /// Local IPv6 address for IPv6 relays when `address` is IPv4, so
+    /// clients can ask for IPv6 or dual allocations; empty = none.
+    pub address6: String,
+    /// Public IPv6 given to clients for `address6`; empty = same as `address6`.
+    pub advertised_address6: String,
     /// Relay port range, "LOW-HIGH" inclusive.
     pub ports: String,
 }
@@ -104,6 +113,8 @@ impl Default for RelaySection {
         Self {
             address: "auto".to_owned(),
             advertised_address: String::new(),
+            address6: String::new(),
+            advertised_address6: String::new(),
             ports: "49152-65535".to_owned(),
         }
     }
@@ -191,6 +202,9 @@ pub struct LimitsSection {
     pub tcp_idle_timeout_secs: u64,
     /// Largest STUN/ChannelData frame accepted on TCP, in bytes.
     pub tcp_max_frame: usize,
+    /// Seconds a TCP/TLS connection has to finish its PROXY header and TLS
+    /// handshake before it is closed.
+    pub tcp_handshake_timeout_secs: u64,
     /// Error responses per second to unauthenticated requests from one IP.
     pub unauth_errors_per_sec_per_ip: u32,
     /// Relayed bytes per second per allocation, each direction; absent = no limit.
@@ -210,6 +224,7 @@ impl Default for LimitsSection {
             tcp_max_connections_per_ip: tcp.max_connections_per_ip,
             tcp_idle_timeout_secs: tcp.idle_timeout.as_secs(),
             tcp_max_frame: tcp.max_frame,
+            tcp_handshake_timeout_secs: tcp.handshake_timeout.as_secs(),
             unauth_errors_per_sec_per_ip: core.unauth_errors_per_sec_per_ip,
             bandwidth_bytes_per_sec: core.bandwidth_bytes_per_sec,
         }
@@ -225,6 +240,33 @@ pub struct PeersSection {
     pub allow: Vec<String>,
     /// Extra CIDRs refused; beats `allow`.
     pub deny: Vec<String>,
+}
+
+/// `[tls]`: TURN over TLS ("turns:" URLs, RFC 8656 §3.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// TLS listeners, "IP:PORT"; empty = no TLS. 5349 is the standard
+    /// port; 443 gets through strict firewalls.
+    pub listen: Vec<String>,
+    /// PEM certificate chain, leaf first (e.g. Let's Encrypt `fullchain.pem`).
+    /// Re-read on SIGHUP.
+    pub cert: String,
+    /// PEM private key (PKCS#8, RSA or EC). Re-read on SIGHUP.
+    pub key: String,
+}
+
+/// `[proxy_protocol]`: PROXY protocol v1/v2 from a load balancer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolSection {
+    /// Stream listeners, "IP:PORT" as written in server.listen (TCP) or
+    /// tls.listen, whose connections start with a PROXY header.
+    pub listen: Vec<String>,
+    /// CIDRs of the load balancers trusted to send the header, e.g.
+    /// "10.0.0.0/16". Required when `listen` is not empty. Others are
+    /// served as direct clients and closed if they send a header.
+    pub trusted: Vec<String>,
 }
 
 /// `[log]`
@@ -286,3 +328,5 @@ fn de_opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret<String
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tls;

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,7 +17,7 @@ use crate::proto::auth::{Credentials, LongTermKey};
 use crate::proto::config::{Config, Limits};
 use crate::proto::peer_policy::PeerPolicy;
 use crate::secret::Secret;
-use crate::settings::{Settings, TcpLimits};
+use crate::settings::{ProxyProtocol, Settings, TcpLimits, TlsSettings};
 
 /// Values given on the command line; each replaces the file's value
 /// (repeatable flags replace the whole list, they do not append).
@@ -38,6 +39,12 @@ pub struct Overrides {
     pub users: Vec<(String, Secret<String>)>,
     /// `--rest-secret` / `TERN_REST_SECRET` → `auth.rest_secrets`.
     pub rest_secrets: Vec<Secret<String>>,
+    /// `--tls-listen` → `tls.listen`.
+    pub tls_listen: Vec<String>,
+    /// `--tls-cert` → `tls.cert`.
+    pub tls_cert: Option<String>,
+    /// `--tls-key` → `tls.key`.
+    pub tls_key: Option<String>,
     /// `--workers` → `server.workers`.
     pub workers: Option<usize>,
     /// `--log-level` → `log.level`.
@@ -98,26 +105,7 @@ impl FileConfig {
                 "at least one \"IP:PORT\", e.g. [\"0.0.0.0:3478\"]",
             ));
         }
-        let mut listen = Vec::with_capacity(s.listen.len());
-        for (i, a) in s.listen.iter().enumerate() {
-            let addr: SocketAddr = a.parse().map_err(|_| {
-                ctx.err(
-                    format!("server.listen[{i}]"),
-                    quoted(a),
-                    "is not a socket address",
-                    "\"IP:PORT\", e.g. \"0.0.0.0:3478\" or \"[::]:3478\"",
-                )
-            })?;
-            if listen.contains(&addr) {
-                return Err(ctx.err(
-                    format!("server.listen[{i}]"),
-                    quoted(a),
-                    "is listed twice",
-                    "each address once",
-                ));
-            }
-            listen.push(addr);
-        }
+        let listen = parse_listen(&ctx, "server.listen", &s.listen)?;
         if !s.udp && !s.tcp {
             return Err(ctx.err(
                 "server.udp",
@@ -167,6 +155,47 @@ impl FileConfig {
                 Some(ip)
             }
         };
+        let optional_ip6 = |key: &str, v: &str| -> Result<Option<IpAddr>, ConfigError> {
+            match v.trim() {
+                "" => Ok(None),
+                a => {
+                    let ip = parse_ip(
+                        &ctx,
+                        key,
+                        a,
+                        "empty or an IPv6 address, e.g. \"2001:db8::10\"",
+                    )?;
+                    if !ip.is_ipv6() || ip.is_unspecified() {
+                        return Err(ctx.err(
+                            key,
+                            quoted(a),
+                            "is not a specific IPv6 address",
+                            "empty or one IPv6 address, e.g. \"2001:db8::10\"",
+                        ));
+                    }
+                    Ok(Some(ip))
+                }
+            }
+        };
+        let relay_ip6 = optional_ip6("relay.address6", &self.relay.address6)?;
+        let advertised_ip6 =
+            optional_ip6("relay.advertised_address6", &self.relay.advertised_address6)?;
+        if relay_ip6.is_some() && relay_ip.is_ipv6() {
+            return Err(ctx.err(
+                "relay.address6",
+                quoted(&self.relay.address6),
+                "is set while relay.address is already IPv6",
+                "an IPv4 relay.address with an IPv6 relay.address6, or only relay.address",
+            ));
+        }
+        if advertised_ip6.is_some() && relay_ip6.is_none() {
+            return Err(ctx.err(
+                "relay.advertised_address6",
+                quoted(&self.relay.advertised_address6),
+                "is set without relay.address6",
+                "set relay.address6 too, or leave this empty",
+            ));
+        }
         let relay_ports = parse_port_range(&self.relay.ports).map_err(|expected| {
             ctx.err(
                 "relay.ports",
@@ -273,15 +302,31 @@ impl FileConfig {
                 l.tcp_idle_timeout_secs,
             )?,
             max_frame: l.tcp_max_frame,
+            handshake_timeout: positive_secs(
+                &ctx,
+                "limits.tcp_handshake_timeout_secs",
+                l.tcp_handshake_timeout_secs,
+            )?,
         };
 
         let allow = parse_nets(&ctx, "peers.allow", &self.peers.allow)?;
         let deny = parse_nets(&ctx, "peers.deny", &self.peers.deny)?;
         let mut peer_policy = PeerPolicy::new(allow, deny);
         peer_policy.add_relay_ip(relay_ip);
-        if let Some(ip) = advertised_ip {
+        for ip in [advertised_ip, relay_ip6, advertised_ip6]
+            .into_iter()
+            .flatten()
+        {
             peer_policy.add_relay_ip(ip);
         }
+
+        let tcp_listen: &[SocketAddr] = if s.tcp { &listen } else { &[] };
+        let tls = self.resolve_tls(&ctx, tcp_listen)?;
+        let proxy_protocol = self.resolve_proxy(
+            &ctx,
+            tcp_listen,
+            tls.as_ref().map_or(&[][..], |t| &t.listen[..]),
+        )?;
 
         self.check_log(&ctx)?;
 
@@ -294,9 +339,13 @@ impl FileConfig {
             tcp_listen: if s.tcp { listen } else { Vec::new() },
             relay_ip,
             advertised_ip,
+            relay_ip6,
+            advertised_ip6,
             relay_ports,
             workers: s.workers,
             tcp,
+            tls,
+            proxy_protocol,
             proto: Config {
                 realm: realm.to_owned(),
                 software,
@@ -307,7 +356,7 @@ impl FileConfig {
                 peer_policy,
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
-                relay_ipv6: relay_ip.is_ipv6(),
+                relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
             },
         })
     }
@@ -330,6 +379,87 @@ impl FileConfig {
                 "\"error\", \"warn\", \"info\", \"debug\", \"trace\" or a directive like \"info,tern::proto=debug\"",
             )
         })
+    }
+
+    /// `[tls]`: listeners that do not clash with the TCP ones, and PEM files
+    /// that load (so a bad path fails at start, naming the key and path).
+    fn resolve_tls(
+        &self,
+        ctx: &Ctx,
+        tcp_listen: &[SocketAddr],
+    ) -> Result<Option<TlsSettings>, ConfigError> {
+        let t = &self.tls;
+        if t.listen.is_empty() {
+            return Ok(None);
+        }
+        let listen = parse_listen(ctx, "tls.listen", &t.listen)?;
+        for (i, a) in listen.iter().enumerate() {
+            if a.port() != 0 && tcp_listen.contains(a) {
+                return Err(ctx.err(
+                    format!("tls.listen[{i}]"),
+                    quoted(a),
+                    "is also a TCP listener in server.listen",
+                    "a different port for TLS, e.g. 5349 or 443",
+                ));
+            }
+        }
+        let mut paths = Vec::new();
+        for (key, v) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
+            if v.trim().is_empty() {
+                return Err(ctx.err(
+                    key,
+                    "\"\"",
+                    "is empty but tls.listen is set",
+                    "the path of a PEM file, e.g. \"/etc/tern/fullchain.pem\"",
+                ));
+            }
+            paths.push(PathBuf::from(v.trim()));
+        }
+        let (cert, key) = (paths.remove(0), paths.remove(0));
+        crate::io::tls::load_certified_key(&cert, &key).map_err(|e| {
+            ctx.err(
+                e.key,
+                quoted(e.path.display()),
+                e.problem,
+                "a readable PEM certificate chain (tls.cert) and its private key (tls.key)",
+            )
+        })?;
+        Ok(Some(TlsSettings { listen, cert, key }))
+    }
+
+    /// `[proxy_protocol]`: each listener is a configured stream listener,
+    /// and someone is trusted to send headers to it.
+    fn resolve_proxy(
+        &self,
+        ctx: &Ctx,
+        tcp_listen: &[SocketAddr],
+        tls_listen: &[SocketAddr],
+    ) -> Result<ProxyProtocol, ConfigError> {
+        let p = &self.proxy_protocol;
+        if p.listen.is_empty() {
+            return Ok(ProxyProtocol::default());
+        }
+        let listen = parse_listen(ctx, "proxy_protocol.listen", &p.listen)?;
+        for (i, a) in listen.iter().enumerate() {
+            if !tcp_listen.contains(a) && !tls_listen.contains(a) {
+                return Err(ctx.err(
+                    format!("proxy_protocol.listen[{i}]"),
+                    quoted(a),
+                    "is not a TCP listener (server.listen with tcp = true) or a TLS listener (tls.listen)",
+                    "an address written exactly as in server.listen or tls.listen",
+                ));
+            }
+        }
+        let trusted = parse_nets(ctx, "proxy_protocol.trusted", &p.trusted)?;
+        if trusted.is_empty() {
+            return Err(ctx.err(
+                "proxy_protocol.trusted",
+                "[]",
+                "is empty but proxy_protocol.listen is set",
+                "the CIDRs of your load balancers, e.g. [\"10.0.0.0/16\"]",
+            ));
+        }
+        Ok(ProxyProtocol { listen, trusted })
     }
 
     /// Writes the overrides into `self` and records which keys they touched.
@@ -370,6 +500,18 @@ impl FileConfig {
         if !o.rest_secrets.is_empty() {
             self.auth.rest_secrets = o.rest_secrets.clone();
             overridden.push(("auth.rest_secrets", "--rest-secret"));
+        }
+        if !o.tls_listen.is_empty() {
+            self.tls.listen = o.tls_listen.clone();
+            overridden.push(("tls.listen", "--tls-listen"));
+        }
+        if let Some(v) = &o.tls_cert {
+            self.tls.cert = v.clone();
+            overridden.push(("tls.cert", "--tls-cert"));
+        }
+        if let Some(v) = &o.tls_key {
+            self.tls.key = v.clone();
+            overridden.push(("tls.key", "--tls-key"));
         }
         if let Some(v) = o.workers {
             self.server.workers = v;
@@ -463,6 +605,31 @@ fn add_user(
         }
     }
     Ok(())
+}
+
+/// A list of distinct "IP:PORT" listener addresses.
+fn parse_listen(ctx: &Ctx, key: &str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut listen = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let addr: SocketAddr = a.trim().parse().map_err(|_| {
+            ctx.err(
+                format!("{key}[{i}]"),
+                quoted(a),
+                "is not a socket address",
+                "\"IP:PORT\", e.g. \"0.0.0.0:3478\" or \"[::]:3478\"",
+            )
+        })?;
+        if listen.contains(&addr) {
+            return Err(ctx.err(
+                format!("{key}[{i}]"),
+                quoted(a),
+                "is listed twice",
+                "each address once",
+            ));
+        }
+        listen.push(addr);
+    }
+    Ok(listen)
 }
 
 fn parse_ip(ctx: &Ctx, key: &str, v: &str, expected: &str) -> Result<IpAddr, ConfigError> {

@@ -7,6 +7,7 @@
 mod clock;
 mod sockets;
 mod tcp;
+pub mod tls;
 mod udp;
 mod worker;
 
@@ -24,6 +25,8 @@ use crate::settings::Settings;
 pub struct Handle {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+    certs: Option<Arc<tls::CertResolver>>,
     shutdown: Arc<AtomicBool>,
     wakers: Vec<mio::Waker>,
     threads: Vec<JoinHandle<()>>,
@@ -38,6 +41,22 @@ impl Handle {
     /// The bound TCP listener addresses.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp
+    }
+
+    /// The bound TLS listener addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls
+    }
+
+    /// Re-reads the TLS certificate and key files (SIGHUP). New handshakes
+    /// get the new certificate; live connections and their allocations are
+    /// untouched. On error the old certificate stays in use. Without TLS
+    /// listeners this does nothing.
+    pub fn reload_tls(&self) -> Result<(), tls::CertError> {
+        match &self.certs {
+            Some(c) => c.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Stops every worker and waits for them; all allocations end.
@@ -61,14 +80,21 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     };
     let mut proto = settings.proto.clone();
     proto.peer_policy.add_relay_ip(settings.relay_ip);
-    if let Some(ip) = settings.advertised_ip {
+    for ip in [
+        settings.advertised_ip,
+        settings.relay_ip6,
+        settings.advertised_ip6,
+    ]
+    .into_iter()
+    .flatten()
+    {
         proto.peer_policy.add_relay_ip(ip);
     }
     proto
         .peer_policy
         .set_relay_ports(*settings.relay_ports.start(), *settings.relay_ports.end());
     proto.relay_ipv4 = settings.relay_ip.is_ipv4();
-    proto.relay_ipv6 = settings.relay_ip.is_ipv6();
+    proto.relay_ipv6 = settings.relay_ip.is_ipv6() || settings.relay_ip6.is_some();
     proto.limits.max_allocations = proto.limits.max_allocations.max(1);
     let proto = Arc::new(proto);
     let quota = Arc::new(QuotaLedger::new());
@@ -96,8 +122,9 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         udp_addrs.push(real);
     }
     let mut tcp_addrs = Vec::new();
-    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr)>> =
+    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr, tcp::ListenerKind)>> =
         (0..workers).map(|_| Vec::new()).collect();
+    let proxied = |a: &SocketAddr| settings.proxy_protocol.listen.contains(a);
     for addr in &settings.tcp_listen {
         let mut want = *addr;
         if want.port() == 0
@@ -105,23 +132,36 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         {
             want.set_port(u.port());
         }
-        let first = match sockets::tcp_listener(want) {
-            Ok(s) => s,
-            Err(_) if want != *addr => {
-                sockets::tcp_listener(*addr).map_err(|e| with_addr(e, "TCP", *addr))?
-            }
-            Err(e) => return Err(with_addr(e, "TCP", *addr)),
+        let kind = tcp::ListenerKind {
+            tls: None,
+            proxy: proxied(addr),
         };
-        let real = first.local_addr()?;
-        per_worker_tcp[0].push((first, real));
-        for w in per_worker_tcp.iter_mut().skip(1) {
-            w.push((
-                sockets::tcp_listener(real).map_err(|e| with_addr(e, "TCP", real))?,
-                real,
-            ));
-        }
+        let real = match stream_listeners(want, "TCP", &kind, &mut per_worker_tcp) {
+            Ok(r) => r,
+            Err(_) if want != *addr => stream_listeners(*addr, "TCP", &kind, &mut per_worker_tcp)?,
+            Err(e) => return Err(e),
+        };
         tcp_addrs.push(real);
     }
+    let mut tls_addrs = Vec::new();
+    let certs = match &settings.tls {
+        Some(t) => {
+            let resolver = Arc::new(
+                tls::CertResolver::new(&t.cert, &t.key)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            );
+            let config = tls::server_config(Arc::clone(&resolver)).map_err(io::Error::other)?;
+            for addr in &t.listen {
+                let kind = tcp::ListenerKind {
+                    tls: Some(Arc::clone(&config)),
+                    proxy: proxied(addr),
+                };
+                tls_addrs.push(stream_listeners(*addr, "TLS", &kind, &mut per_worker_tcp)?);
+            }
+            Some(resolver)
+        }
+        None => None,
+    };
 
     let settings = Arc::new(settings);
     let reserved = Arc::new(worker::Reserved::default());
@@ -154,10 +194,32 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     Ok(Handle {
         udp: udp_addrs,
         tcp: tcp_addrs,
+        tls: tls_addrs,
+        certs,
         shutdown,
         wakers,
         threads,
     })
+}
+
+/// Binds `addr` once per worker (the first socket fixes port 0) and
+/// returns the real address.
+fn stream_listeners(
+    addr: SocketAddr,
+    what: &str,
+    kind: &tcp::ListenerKind,
+    per_worker: &mut [Vec<(std::net::TcpListener, SocketAddr, tcp::ListenerKind)>],
+) -> io::Result<SocketAddr> {
+    let first = sockets::tcp_listener(addr).map_err(|e| with_addr(e, what, addr))?;
+    let real = first.local_addr()?;
+    let mut socks = vec![first];
+    for _ in 1..per_worker.len() {
+        socks.push(sockets::tcp_listener(real).map_err(|e| with_addr(e, what, real))?);
+    }
+    for (w, s) in per_worker.iter_mut().zip(socks) {
+        w.push((s, real, kind.clone()));
+    }
+    Ok(real)
 }
 
 fn with_addr(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {

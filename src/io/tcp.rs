@@ -1,15 +1,30 @@
-//! TCP client connections: a read buffer framed by `proto::framing`, a
-//! bounded write queue, and the connection caps shared by all workers.
+//! TCP and TLS client connections: a read buffer framed by
+//! `proto::framing`, a bounded write queue, and the connection caps shared
+//! by all workers.
+//!
+//! TLS is a stream variant inside [`Conn`], not a separate connection
+//! type: rustls' `ServerConnection` is sans-IO, so ciphertext is read from
+//! the socket into it and plaintext out of it into the same read buffer
+//! plain TCP uses, and replies are encrypted into the same write queue.
+//! Framing, limits, timeouts and closing are therefore shared.
+//!
+//! Before the stream proper, a connection may be in the PROXY phase: on a
+//! PROXY listener, a trusted source must send a header first (its client
+//! address replaces the TCP peer's), and an untrusted one is closed if it
+//! sends one. Both phases and the TLS handshake must finish within
+//! `limits.tcp_handshake_timeout_secs`.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::{ServerConfig, ServerConnection};
 
+use crate::proto::proxy_protocol::{self, Parsed};
 use crate::proto::turn::{FiveTuple, Transport};
 
 /// A client whose unsent data exceeds this is too slow: further relayed
@@ -70,14 +85,42 @@ pub(crate) enum ReadState {
     Closed,
 }
 
+/// What a stream listener does with a new connection.
+#[derive(Clone, Debug)]
+pub(crate) struct ListenerKind {
+    /// TLS configuration for a TLS listener; `None` for plain TCP.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    /// Whether trusted sources send a PROXY header first.
+    pub(crate) proxy: bool,
+}
+
+/// Where a connection stands with respect to the PROXY protocol.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ProxyPhase {
+    /// A trusted source on a PROXY listener: a header must come first.
+    Expect,
+    /// An untrusted source on a PROXY listener: a header closes it.
+    Refuse,
+    /// The stream proper (also: not a PROXY listener).
+    Done,
+}
+
 pub(crate) struct Conn {
     stream: TcpStream,
+    /// The client: the TCP peer, or the address a trusted proxy reported.
     client: SocketAddr,
     local: SocketAddr,
+    tls: Option<Box<ServerConnection>>,
+    proxy: ProxyPhase,
+    /// Raw bytes read during the PROXY phase (at most `MAX_HEADER_LEN` + a read).
+    pre: Vec<u8>,
+    /// A client address reported by the proxy, not yet applied by the worker.
+    reported: Option<SocketAddr>,
     rbuf: Vec<u8>,
     max_frame: usize,
     wbuf: Vec<u8>,
     wants_write: bool,
+    accepted: Instant,
     last_frame: Instant,
 }
 
@@ -87,17 +130,31 @@ impl Conn {
         client: SocketAddr,
         local: SocketAddr,
         max_frame: usize,
+        tls: Option<ServerConnection>,
+        proxy: ProxyPhase,
     ) -> Self {
         let _ = stream.set_nodelay(true);
+        let tls = tls.map(|mut t| {
+            // The write queue below is the bound (MAX_WRITE_QUEUE); rustls
+            // must take whole frames so a partial write never splits one.
+            t.set_buffer_limit(None);
+            Box::new(t)
+        });
+        let now = Instant::now();
         Self {
             stream,
             client,
             local,
+            tls,
+            proxy,
+            pre: Vec::new(),
+            reported: None,
             rbuf: Vec::with_capacity(max_frame),
             max_frame,
             wbuf: Vec::new(),
             wants_write: false,
-            last_frame: Instant::now(),
+            accepted: now,
+            last_frame: now,
         }
     }
 
@@ -105,12 +162,34 @@ impl Conn {
         FiveTuple {
             client: self.client,
             server: self.local,
-            transport: Transport::Tcp,
+            transport: if self.tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            },
         }
     }
 
     pub(crate) fn last_frame(&self) -> Instant {
         self.last_frame
+    }
+
+    /// True while the PROXY header or the TLS handshake is still due, and
+    /// `timeout` has passed since accept.
+    pub(crate) fn handshake_expired(&self, now: Instant, timeout: Duration) -> bool {
+        let pending =
+            self.proxy != ProxyPhase::Done || self.tls.as_ref().is_some_and(|t| t.is_handshaking());
+        pending && now.saturating_duration_since(self.accepted) > timeout
+    }
+
+    /// The client address a PROXY header reported, once; the worker checks
+    /// the limits and its map, then calls [`Self::set_client`].
+    pub(crate) fn take_reported(&mut self) -> Option<SocketAddr> {
+        self.reported.take()
+    }
+
+    pub(crate) fn set_client(&mut self, client: SocketAddr) {
+        self.client = client;
     }
 
     pub(crate) fn register(&mut self, r: &Registry, t: Token) -> io::Result<()> {
@@ -132,11 +211,20 @@ impl Conn {
         }
     }
 
-    /// Reads what is available into `rbuf`, never holding more than two
-    /// maximum frames (the rest waits in the kernel: backpressure).
+    /// Reads what is available into `rbuf` (plaintext for TLS), never
+    /// holding more than two maximum frames (the rest waits in the kernel:
+    /// backpressure). Handles the PROXY phase first. An error closes.
     pub(crate) fn read_into(&mut self, rbuf: &mut Vec<u8>) -> io::Result<ReadState> {
+        if self.proxy != ProxyPhase::Done
+            && let Some(state) = self.read_proxy_phase(rbuf)?
+        {
+            return Ok(state);
+        }
         let cap = 2 * self.max_frame;
         let mut chunk = [0u8; 4096];
+        if let Some(tls) = &mut self.tls {
+            return read_tls(tls, &mut self.stream, rbuf, cap, &mut self.wbuf);
+        }
         loop {
             let room = cap.saturating_sub(rbuf.len()).min(chunk.len());
             if room == 0 {
@@ -152,17 +240,85 @@ impl Conn {
         }
     }
 
+    /// Reads raw bytes until the PROXY phase is decided. `Some(state)`:
+    /// stop here; `None`: the phase is over and the bytes after the header
+    /// went on to the stream (into `rbuf`, or into the TLS session).
+    fn read_proxy_phase(&mut self, rbuf: &mut Vec<u8>) -> io::Result<Option<ReadState>> {
+        let refused = |why: String| io::Error::new(ErrorKind::InvalidData, why);
+        loop {
+            let header_len = match self.proxy {
+                ProxyPhase::Expect => match proxy_protocol::parse(&self.pre) {
+                    Ok(Parsed::Incomplete) => None,
+                    Ok(Parsed::Header(h)) => {
+                        self.reported = h.source;
+                        Some(h.len)
+                    }
+                    Err(e) => return Err(refused(format!("bad PROXY header: {e}"))),
+                },
+                ProxyPhase::Refuse => match proxy_protocol::starts_like_header(&self.pre) {
+                    Some(true) => {
+                        return Err(refused("PROXY header from an untrusted source".into()));
+                    }
+                    Some(false) => Some(0),
+                    None => None,
+                },
+                ProxyPhase::Done => Some(0),
+            };
+            if let Some(len) = header_len {
+                self.proxy = ProxyPhase::Done;
+                let rest = self.pre.split_off(len.min(self.pre.len()));
+                self.pre = Vec::new();
+                match &mut self.tls {
+                    None => rbuf.extend_from_slice(&rest),
+                    Some(tls) => feed_tls(tls, &rest, &mut self.wbuf)?,
+                }
+                return Ok(None);
+            }
+            // `parse` decides by MAX_HEADER_LEN bytes, so this never reads past it.
+            let mut chunk = [0u8; 512];
+            let room = proxy_protocol::MAX_HEADER_LEN
+                .saturating_sub(self.pre.len())
+                .clamp(1, chunk.len());
+            match self.stream.read(&mut chunk[..room]) {
+                Ok(0) => return Ok(Some(ReadState::Closed)),
+                Ok(n) => self.pre.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Ok(Some(ReadState::Drained));
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Queues bytes and tries to send them; false if the connection failed.
     pub(crate) fn queue(&mut self, data: &[u8], r: &Registry, t: Token) -> bool {
         if self.wbuf.len() + data.len() > MAX_WRITE_QUEUE {
             return true; // dropped: the client does not keep up
         }
-        self.wbuf.extend_from_slice(data);
+        match &mut self.tls {
+            None => self.wbuf.extend_from_slice(data),
+            // Unlimited buffer (see `new`): takes the whole frame.
+            Some(tls) => {
+                if tls.writer().write_all(data).is_err() {
+                    return false;
+                }
+            }
+        }
         self.flush(r, t)
     }
 
-    /// Writes as much of the queue as the socket takes; false on error.
+    /// Writes as much of the queue (and of pending TLS records) as the
+    /// socket takes; false on error.
     pub(crate) fn flush(&mut self, r: &Registry, t: Token) -> bool {
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                // Into a Vec: cannot fail or block.
+                if tls.write_tls(&mut self.wbuf).is_err() {
+                    return false;
+                }
+            }
+        }
         while !self.wbuf.is_empty() {
             match self.stream.write(&self.wbuf) {
                 Ok(0) => return false,
@@ -188,4 +344,61 @@ impl Conn {
         }
         true
     }
+}
+
+/// Reads ciphertext from `stream` into the session and plaintext out of it
+/// into `rbuf` (up to `cap`). Plaintext is drained before more ciphertext
+/// is read, so rustls' own buffers stay small.
+fn read_tls(
+    tls: &mut ServerConnection,
+    stream: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    cap: usize,
+    wbuf: &mut Vec<u8>,
+) -> io::Result<ReadState> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        loop {
+            let room = cap.saturating_sub(rbuf.len()).min(chunk.len());
+            if room == 0 {
+                return Ok(ReadState::Full);
+            }
+            match tls.reader().read(&mut chunk[..room]) {
+                Ok(0) => return Ok(ReadState::Closed), // close_notify
+                Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => return Ok(ReadState::Closed),
+            Ok(_) => process(tls, wbuf)?,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(ReadState::Drained),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Gives bytes already read from the socket (after a PROXY header) to the
+/// TLS session. At most `MAX_HEADER_LEN` + one read, so no plaintext limit
+/// is hit here; the plaintext is picked up by the next `read_tls`.
+fn feed_tls(tls: &mut ServerConnection, mut bytes: &[u8], wbuf: &mut Vec<u8>) -> io::Result<()> {
+    while !bytes.is_empty() {
+        if tls.read_tls(&mut bytes)? == 0 {
+            break;
+        }
+        process(tls, wbuf)?;
+    }
+    Ok(())
+}
+
+/// Runs the TLS state machine; on a protocol error, queues the alert rustls
+/// prepared (best effort) and fails.
+fn process(tls: &mut ServerConnection, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    if let Err(e) = tls.process_new_packets() {
+        let _ = tls.write_tls(wbuf);
+        return Err(io::Error::new(ErrorKind::InvalidData, e));
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::clock;
 use super::sockets;
-use super::tcp::{Conn, ConnLimits, ReadState};
+use super::tcp::{Conn, ConnLimits, ListenerKind, ProxyPhase, ReadState};
 use super::udp::{Dest, RecvBufs, SendBatch, Sock, SockKey};
 use crate::proto::turn::{
     ClientAction, Command, Event, FiveTuple, HEADROOM, PeerAction, PortRequest, RelayBound,
@@ -39,16 +39,17 @@ const ROUNDS_PER_EVENT: usize = 8;
 /// How often idle TCP connections are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
+/// The relay socket(s) of one allocation, indexed by family (0 IPv4, 1 IPv6).
 struct RelaySock {
     id: RelayId,
-    sock: Sock,
+    socks: [Option<Sock>; 2],
 }
 
 pub(crate) struct Worker {
     poll: Poll,
     server: Server,
     udp: Vec<(Sock, SocketAddr)>,
-    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     relays: Vec<Option<RelaySock>>,
     /// Ports held for RESERVATION-TOKENs; shared, since any worker may claim one.
     reserved: Arc<Reserved>,
@@ -77,7 +78,7 @@ impl Worker {
         poll: Poll,
         server: Server,
         udp: Vec<(std::net::UdpSocket, SocketAddr)>,
-        tcp: Vec<(std::net::TcpListener, SocketAddr)>,
+        tcp: Vec<(std::net::TcpListener, SocketAddr, ListenerKind)>,
         limits: Arc<ConnLimits>,
         settings: Arc<Settings>,
         shutdown: Arc<AtomicBool>,
@@ -96,11 +97,11 @@ impl Worker {
             .map_or(1, |(s, _)| s.max_gso_segments())
             .clamp(1, 64);
         let mut tcp_socks = Vec::new();
-        for (i, (s, addr)) in tcp.into_iter().enumerate() {
+        for (i, (s, addr, kind)) in tcp.into_iter().enumerate() {
             let mut s = TcpListener::from_std(s);
             poll.registry()
                 .register(&mut s, Token(TCP_LISTEN_BASE + i), Interest::READABLE)?;
-            tcp_socks.push((s, addr));
+            tcp_socks.push((s, addr, kind));
         }
         Ok(Self {
             poll,
@@ -207,9 +208,14 @@ impl Worker {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::BindRelay { relay, ipv6, port } => {
+            Command::BindRelay {
+                relay,
+                ipv6,
+                additional_ipv6,
+                port,
+            } => {
                 let now = clock::now();
-                let result = self.bind_relay(relay, ipv6, port);
+                let result = self.bind_relay(relay, ipv6, additional_ipv6, port);
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "cannot bind a relay socket; answering 508");
                 }
@@ -219,9 +225,11 @@ impl Worker {
             Command::ReleaseRelay { relay } => {
                 if let Some(slot) = self.relays.get_mut(relay.slot as usize)
                     && slot.as_ref().is_some_and(|r| r.id == relay)
-                    && let Some(mut r) = slot.take()
+                    && let Some(r) = slot.take()
                 {
-                    let _ = self.poll.registry().deregister(&mut r.sock.sock);
+                    for mut s in r.socks.into_iter().flatten() {
+                        let _ = self.poll.registry().deregister(&mut s.sock);
+                    }
                 }
             }
             Command::ReleaseReservation { port } => {
@@ -230,23 +238,31 @@ impl Worker {
         }
     }
 
+    /// The local and advertised relay IPs of a family, if configured.
+    fn relay_ip(&self, ipv6: bool) -> Option<(IpAddr, IpAddr)> {
+        let s = &self.settings;
+        if s.relay_ip.is_ipv6() == ipv6 {
+            Some((s.relay_ip, s.advertised_ip.unwrap_or(s.relay_ip)))
+        } else if ipv6 {
+            s.relay_ip6.map(|ip| (ip, s.advertised_ip6.unwrap_or(ip)))
+        } else {
+            None
+        }
+    }
+
     fn bind_relay(
         &mut self,
         relay: RelayId,
         ipv6: bool,
+        additional_ipv6: bool,
         port: PortRequest,
     ) -> io::Result<RelayBound> {
-        let s = &self.settings;
-        if ipv6 != s.relay_ip.is_ipv6() {
+        let Some((local_ip, advertised)) = self.relay_ip(ipv6) else {
             return Err(io::Error::new(
                 ErrorKind::Unsupported,
                 "relay address family not configured",
             ));
-        }
-        self.seed = self
-            .seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        };
         let (sock, reserved) = match port {
             PortRequest::Reserved(p) => {
                 let s = self
@@ -256,7 +272,10 @@ impl Worker {
                     .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "reservation gone"))?;
                 (s, None)
             }
-            req => sockets::relay_socket(s.relay_ip, &s.relay_ports, req, self.seed >> 16)?,
+            req => {
+                let seed = self.next_seed();
+                sockets::relay_socket(local_ip, &self.settings.relay_ports, req, seed)?
+            }
         };
         let local = sock.local_addr()?;
         let reserved_port = match reserved {
@@ -267,22 +286,56 @@ impl Worker {
             }
             None => None,
         };
-        let mut sock = Sock::new(sock)?;
+        let mut socks = [None, None];
+        socks[usize::from(ipv6)] = Some(sock);
+        // The IPv6 half of a dual allocation is best effort: without it the
+        // client still gets IPv4 and ADDRESS-ERROR-CODE for IPv6.
+        let mut additional = None;
+        if additional_ipv6 && let Some((ip6, adv6)) = self.relay_ip(true) {
+            let seed = self.next_seed();
+            match sockets::relay_socket(ip6, &self.settings.relay_ports, PortRequest::Any, seed) {
+                Ok((s6, _)) => {
+                    additional = Some(SocketAddr::new(adv6, s6.local_addr()?.port()));
+                    socks[1] = Some(s6);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot bind the IPv6 half of a dual allocation")
+                }
+            }
+        }
         let slot = relay.slot as usize;
-        self.poll.registry().register(
-            &mut sock.sock,
-            Token(RELAY_BASE + slot),
-            Interest::READABLE,
-        )?;
+        let mut registered = [None, None];
+        for (fam, s) in socks.into_iter().enumerate() {
+            if let Some(s) = s {
+                let mut s = Sock::new(s)?;
+                self.poll.registry().register(
+                    &mut s.sock,
+                    Token(RELAY_BASE + 2 * slot + fam),
+                    Interest::READABLE,
+                )?;
+                registered[fam] = Some(s);
+            }
+        }
         if self.relays.len() <= slot {
             self.relays.resize_with(slot + 1, || None);
         }
-        self.relays[slot] = Some(RelaySock { id: relay, sock });
-        let ip = s.advertised_ip.unwrap_or(s.relay_ip);
+        self.relays[slot] = Some(RelaySock {
+            id: relay,
+            socks: registered,
+        });
         Ok(RelayBound {
-            addr: SocketAddr::new(ip, local.port()),
+            addr: SocketAddr::new(advertised, local.port()),
+            additional,
             reserved_port,
         })
+    }
+
+    fn next_seed(&mut self) -> u64 {
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.seed >> 16
     }
 
     /// Client datagrams on listener `i`: recvmmsg batches (GRO segments
@@ -342,7 +395,7 @@ impl Worker {
             && let Some(bytes) = datagram.get(payload)
         {
             let dest = Dest {
-                sock: SockKey::Relay(relay.slot as usize),
+                sock: SockKey::Relay(2 * relay.slot as usize + usize::from(peer.is_ipv6())),
                 to: peer,
                 src_ip: None,
             };
@@ -368,19 +421,20 @@ impl Worker {
         };
         let sock = match dest.sock {
             SockKey::Listener(i) => self.udp.get(i).map(|(s, _)| s),
-            SockKey::Relay(slot) => self
+            SockKey::Relay(key) => self
                 .relays
-                .get(slot)
+                .get(key / 2)
                 .and_then(Option::as_ref)
-                .map(|r| &r.sock),
+                .and_then(|r| r.socks[key % 2].as_ref()),
         };
         if let Some(sock) = sock {
             sock.send(dest.to, dest.src_ip, bytes, segment);
         }
     }
 
-    /// Peer datagrams on relay socket `slot`.
-    fn relay_readable(&mut self, slot: usize) {
+    /// Peer datagrams on relay socket `key` (2 × slot + family).
+    fn relay_readable(&mut self, key: usize) {
+        let (slot, fam) = (key / 2, key % 2);
         let Some(Some(r)) = self.relays.get(slot) else {
             return;
         };
@@ -390,10 +444,16 @@ impl Worker {
         };
         let mut drained = false;
         for _ in 0..ROUNDS_PER_EVENT {
-            let Some(Some(r)) = self.relays.get(slot) else {
+            let Some(Some(RelaySock {
+                socks: [v4, v6], ..
+            })) = self.relays.get(slot)
+            else {
                 break;
             };
-            let n = match r.sock.recv(&mut bufs) {
+            let Some(sock) = (if fam == 0 { v4 } else { v6 }) else {
+                break;
+            };
+            let n = match sock.recv(&mut bufs) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     drained = true;
@@ -422,7 +482,7 @@ impl Worker {
         self.rbufs = Some(bufs);
         self.flush_batch();
         if !drained {
-            self.ready.push(RELAY_BASE + slot);
+            self.ready.push(RELAY_BASE + key);
         }
     }
 
@@ -488,10 +548,11 @@ impl Worker {
 
     fn accept(&mut self, i: usize) {
         loop {
-            let Some((l, local)) = self.tcp_listeners.get(i) else {
+            let Some((l, local, kind)) = self.tcp_listeners.get(i) else {
                 return;
             };
             let local = *local;
+            let kind = kind.clone();
             let (stream, from) = match l.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -509,7 +570,34 @@ impl Worker {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
-            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame);
+            let proxy = match kind.proxy {
+                false => ProxyPhase::Done,
+                true if self
+                    .settings
+                    .proxy_protocol
+                    .trusted
+                    .iter()
+                    .any(|n| n.contains(&from.ip())) =>
+                {
+                    ProxyPhase::Expect
+                }
+                true => ProxyPhase::Refuse,
+            };
+            let tls = match kind.tls.map(rustls::ServerConnection::new) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    self.limits.release(from.ip());
+                    continue;
+                }
+            };
+            if self.conn_by_client.contains_key(&from) {
+                // Only possible with a proxy reporting this very address.
+                self.limits.release(from.ip());
+                continue;
+            }
+            let mut conn = Conn::new(stream, from, local, self.settings.tcp.max_frame, tls, proxy);
             if let Err(e) = conn.register(self.poll.registry(), Token(CONN_BASE + idx)) {
                 tracing::warn!(error = %e, "cannot register a TCP connection");
                 self.limits.release(from.ip());
@@ -538,11 +626,24 @@ impl Worker {
             let Some(Some(conn)) = self.conns.get_mut(i) else {
                 return;
             };
-            let five = conn.five();
             let mut rbuf = conn.take_rbuf();
             let read = conn.read_into(&mut rbuf);
+            let ok = conn.flush(self.poll.registry(), Token(CONN_BASE + i));
+            let reported = conn.take_reported();
+            if let Some(to) = reported
+                && !self.rekey(i, to)
+            {
+                return self.close_conn(i);
+            }
+            let Some(Some(conn)) = self.conns.get_mut(i) else {
+                return;
+            };
+            let five = conn.five();
+            if let Err(e) = &read {
+                tracing::debug!(client = %five.client, transport = ?five.transport, error = %e, "closing stream connection");
+            }
             let mut consumed = 0;
-            let mut fatal = read.is_err();
+            let mut fatal = read.is_err() || !ok;
             while !fatal {
                 match crate::proto::framing::frame_len(
                     &rbuf[consumed..],
@@ -576,6 +677,33 @@ impl Worker {
         }
     }
 
+    /// Applies the client address a trusted proxy reported for connection
+    /// `i`: the per-IP limit and the map key become the reported ones (the
+    /// core sees that address in the FiveTuple). False: refuse the connection.
+    fn rekey(&mut self, i: usize, to: SocketAddr) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let from = conn.five().client;
+        if from == to {
+            return true;
+        }
+        if self.conn_by_client.contains_key(&to) {
+            tracing::debug!(client = %to, proxy = %from, "PROXY header names a client already connected");
+            return false;
+        }
+        if !self.limits.admit(to.ip()) {
+            tracing::debug!(client = %to, proxy = %from, "connection refused: connection limit reached");
+            return false;
+        }
+        self.limits.release(from.ip());
+        conn.set_client(to);
+        self.conn_by_client.remove(&from);
+        self.conn_by_client.insert(to, i);
+        tracing::debug!(client = %to, proxy = %from, "PROXY header accepted");
+        true
+    }
+
     fn close_conn(&mut self, i: usize) {
         let Some(slot) = self.conns.get_mut(i) else {
             return;
@@ -592,13 +720,17 @@ impl Worker {
 
     fn close_idle(&mut self, now: Instant) {
         let idle = self.settings.tcp.idle_timeout;
+        let handshake = self.settings.tcp.handshake_timeout;
         let stale: Vec<usize> = self
             .conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| {
                 c.as_ref()
-                    .filter(|c| now.duration_since(c.last_frame()) > idle)
+                    .filter(|c| {
+                        now.duration_since(c.last_frame()) > idle
+                            || c.handshake_expired(now, handshake)
+                    })
                     .map(|_| i)
             })
             .collect();

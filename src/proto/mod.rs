@@ -9,6 +9,7 @@ pub mod config;
 pub mod framing;
 pub mod limiter;
 pub mod peer_policy;
+pub mod proxy_protocol;
 pub mod stun;
 pub mod time;
 pub mod turn;

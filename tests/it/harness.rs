@@ -62,9 +62,13 @@ pub(crate) fn settings_default_policy() -> Settings {
         tcp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         relay_ip: "127.0.0.1".parse().unwrap(),
         advertised_ip: None,
+        relay_ip6: None,
+        advertised_ip6: None,
         relay_ports: relay_ports(),
         workers: 2,
         tcp: Default::default(),
+        tls: None,
+        proxy_protocol: Default::default(),
         proto,
     }
 }

@@ -58,15 +58,24 @@ impl Server {
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
         let family = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY);
-        if even.is_some() && token.is_some() || family.is_some() && token.is_some() {
+        let additional = msg.get(AttrType::ADDITIONAL_ADDRESS_FAMILY);
+        // RFC 8656 §7.2: RESERVATION-TOKEN excludes EVEN-PORT and both
+        // family attributes; the two family attributes exclude each other.
+        if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
+            || family.is_some() && additional.is_some()
+        {
             return self.error(now, req, 400, ErrExtra::None, key);
         }
-        let ipv6 = match family {
+        let ipv6 = match family.map(parse_family) {
             None => false,
-            Some([0x01, ..]) if family.map(<[u8]>::len) == Some(4) => false,
-            Some([0x02, ..]) if family.map(<[u8]>::len) == Some(4) => true,
-            Some(v) if v.len() != 4 => return self.error(now, req, 400, ErrExtra::None, key),
-            Some(_) => return self.error(now, req, 440, ErrExtra::None, key),
+            Some(Ok(v6)) => v6,
+            Some(Err(code)) => return self.error(now, req, code, ErrExtra::None, key),
+        };
+        // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
+        let dual = match additional.map(parse_family) {
+            None => false,
+            Some(Ok(true)) => true,
+            Some(Ok(false) | Err(_)) => return self.error(now, req, 400, ErrExtra::None, key),
         };
         if ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4 {
             return self.error(now, req, 440, ErrExtra::None, key);
@@ -111,10 +120,18 @@ impl Server {
                 username: auth.username,
                 key: auth.key,
                 lifetime,
+                dual,
             },
         );
-        self.commands
-            .push_back(Command::BindRelay { relay, ipv6, port });
+        // Without an IPv6 relay the dual request still succeeds for IPv4,
+        // with ADDRESS-ERROR-CODE 440 for IPv6 (RFC 8656 §7.2).
+        let additional_ipv6 = dual && self.config.relay_ipv6;
+        self.commands.push_back(Command::BindRelay {
+            relay,
+            ipv6,
+            additional_ipv6,
+            port,
+        });
     }
 
     /// The driver's answer to [`Command::BindRelay`]: completes the Allocate
@@ -144,7 +161,8 @@ impl Server {
             }
         };
         let expires_at = now.mono + p.lifetime;
-        let alloc = Allocation::new(p.five, bound.addr, p.username.clone(), expires_at);
+        let mut alloc = Allocation::new(p.five, bound.addr, p.username.clone(), expires_at);
+        alloc.additional_addr = bound.additional;
         // invariant: the slot was reserved for this pending allocate.
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
@@ -168,8 +186,19 @@ impl Server {
         });
         let lifetime = u32::try_from(p.lifetime.as_secs()).unwrap_or(u32::MAX);
         let client = p.five.client;
+        let v6_refused = p.dual && bound.additional.is_none();
         self.reply(Some(now), req, Class::Success, Some(p.key), |w| {
             w.push_xor_addr(AttrType::XOR_RELAYED_ADDRESS, bound.addr);
+            if let Some(a) = bound.additional {
+                w.push_xor_addr(AttrType::XOR_RELAYED_ADDRESS, a);
+            }
+            if v6_refused {
+                // ADDRESS-ERROR-CODE: family, reserved, class, number, reason.
+                let mut v = [0u8; 4 + 28];
+                v[..4].copy_from_slice(&[0x02, 0, 4, 40]);
+                v[4..].copy_from_slice(b"Address Family not Supported");
+                w.push(AttrType::ADDRESS_ERROR_CODE, &v);
+            }
             w.push_u32(AttrType::LIFETIME, lifetime);
             if let Some(t) = token {
                 w.push(AttrType::RESERVATION_TOKEN, &t.to_be_bytes());
@@ -184,9 +213,8 @@ impl Server {
             return self.error(now, req, 437, ErrExtra::None, key);
         };
         if let Some(v) = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY) {
-            let relay_v6 = self.slab.get(id).is_some_and(|a| a.relay_addr.is_ipv6());
             let asked_v6 = v.first() == Some(&0x02);
-            if asked_v6 != relay_v6 {
+            if !self.slab.get(id).is_some_and(|a| a.serves_family(asked_v6)) {
                 return self.error(now, req, 443, ErrExtra::None, key);
             }
         }
@@ -202,5 +230,16 @@ impl Server {
         self.reply(Some(now), req, Class::Success, key, |w| {
             w.push_u32(AttrType::LIFETIME, secs);
         });
+    }
+}
+
+/// REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value: 0x01 IPv4,
+/// 0x02 IPv6 (true); another family is 440, a bad length 400.
+fn parse_family(v: &[u8]) -> Result<bool, u16> {
+    match v {
+        [0x01, _, _, _] => Ok(false),
+        [0x02, _, _, _] => Ok(true),
+        [_, _, _, _] => Err(440),
+        _ => Err(400),
     }
 }

@@ -52,6 +52,8 @@ pub(super) struct Channel {
 pub struct Allocation {
     pub five: FiveTuple,
     pub relay_addr: SocketAddr,
+    /// The IPv6 relayed address of a dual allocation.
+    pub additional_addr: Option<SocketAddr>,
     pub username: String,
     pub expires_at: Instant,
     pub(super) permissions: Vec<Permission>,
@@ -70,6 +72,7 @@ impl Allocation {
         Self {
             five,
             relay_addr,
+            additional_addr: None,
             username,
             expires_at,
             permissions: Vec::new(),
@@ -93,6 +96,13 @@ impl Allocation {
             .buckets
             .get_or_insert_with(|| Box::new([TokenBucket::new(now, rate); 2]));
         b[dir].take(now, len as u64, rate, rate)
+    }
+
+    /// Does the allocation have a relayed address of this family?
+    #[inline]
+    pub fn serves_family(&self, ipv6: bool) -> bool {
+        self.relay_addr.is_ipv6() == ipv6
+            || self.additional_addr.is_some_and(|a| a.is_ipv6() == ipv6)
     }
 
     /// Is there a live permission for `ip`? (RFC 8656 §9: permissions match IP only.)

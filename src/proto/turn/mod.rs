@@ -75,9 +75,13 @@ pub enum PortRequest {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Command {
     /// Bind a UDP relay socket and answer with [`Server::handle_relay_bound`].
+    /// `ipv6` selects the family; with `additional_ipv6` (a dual
+    /// allocation, RFC 8656 ADDITIONAL-ADDRESS-FAMILY) the driver also binds
+    /// an IPv6 socket, and reports it in [`RelayBound::additional`] if it can.
     BindRelay {
         relay: RelayId,
         ipv6: bool,
+        additional_ipv6: bool,
         port: PortRequest,
     },
     /// Close the relay socket of an allocation that ended.
@@ -91,6 +95,8 @@ pub enum Command {
 pub struct RelayBound {
     /// The relayed transport address given to the client (advertised address).
     pub addr: SocketAddr,
+    /// The IPv6 relayed address of a dual allocation, when one was bound.
+    pub additional: Option<SocketAddr>,
     /// Port held for a reservation (EVEN-PORT with R bit), if one was asked.
     pub reserved_port: Option<u16>,
 }
@@ -168,6 +174,8 @@ struct PendingAllocate {
     username: String,
     key: crate::proto::auth::LongTermKey,
     lifetime: Duration,
+    /// A dual allocation was asked (ADDITIONAL-ADDRESS-FAMILY).
+    dual: bool,
 }
 
 /// The TURN state machine for one shard.

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::request::{Authed, ErrExtra, Req, xor_addr};
-use super::{Event, Server};
+use super::{Event, FiveTuple, RelayId, Server};
 use crate::proto::channel_data::ChannelNumber;
 use crate::proto::stun::{AttrType, Class, Message, decode_xor_addr};
 use crate::proto::time::Now;
@@ -17,11 +17,16 @@ impl Server {
     fn vet_peer(
         &mut self,
         req: Req,
-        relay_v6: bool,
+        families: (bool, bool),
         peer: SocketAddr,
         whole_addr: bool,
     ) -> Result<(), u16> {
-        if peer.is_ipv6() != relay_v6 {
+        // (IPv4, IPv6) relayed addresses the allocation has.
+        if !(if peer.is_ipv6() {
+            families.1
+        } else {
+            families.0
+        }) {
             return Err(443);
         }
         let policy = &self.config.peer_policy;
@@ -42,6 +47,13 @@ impl Server {
         Ok(())
     }
 
+    /// The client's allocation and its (IPv4, IPv6) relayed families.
+    fn client_allocation(&self, client: &FiveTuple) -> Option<(RelayId, (bool, bool))> {
+        let id = *self.by_client.get(client)?;
+        let a = self.slab.get(id)?;
+        Some((id, (a.serves_family(false), a.serves_family(true))))
+    }
+
     pub(super) fn create_permission(
         &mut self,
         now: Now,
@@ -50,10 +62,7 @@ impl Server {
         auth: Authed,
     ) {
         let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
-        };
-        let Some(relay_v6) = self.slab.get(id).map(|a| a.relay_addr.is_ipv6()) else {
+        let Some((id, families)) = self.client_allocation(&req.from) else {
             return self.error(now, req, 437, ErrExtra::None, key);
         };
         let tid = msg.transaction_id();
@@ -69,7 +78,7 @@ impl Server {
             if n == MAX_PEERS_PER_REQUEST {
                 return self.error(now, req, 508, ErrExtra::None, key);
             }
-            if let Err(code) = self.vet_peer(req, relay_v6, peer, false) {
+            if let Err(code) = self.vet_peer(req, families, peer, false) {
                 return self.error(now, req, code, ErrExtra::None, key);
             }
             peers[n] = Some(peer);
@@ -99,10 +108,7 @@ impl Server {
 
     pub(super) fn channel_bind(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
-        };
-        let Some(relay_v6) = self.slab.get(id).map(|a| a.relay_addr.is_ipv6()) else {
+        let Some((id, families)) = self.client_allocation(&req.from) else {
             return self.error(now, req, 437, ErrExtra::None, key);
         };
         let number = msg.get(AttrType::CHANNEL_NUMBER).and_then(|v| {
@@ -115,7 +121,7 @@ impl Server {
         let Some(Ok(peer)) = xor_addr(msg, AttrType::XOR_PEER_ADDRESS) else {
             return self.error(now, req, 400, ErrExtra::None, key);
         };
-        if let Err(code) = self.vet_peer(req, relay_v6, peer, true) {
+        if let Err(code) = self.vet_peer(req, families, peer, true) {
             return self.error(now, req, code, ErrExtra::None, key);
         }
         let limits = &self.config.limits;

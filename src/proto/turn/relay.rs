@@ -114,8 +114,7 @@ impl Server {
             let peer = crate::proto::stun::decode_xor_addr(peer, &tid)
                 .map_err(|_| DropReason::Malformed)?;
             let data = msg.get(AttrType::DATA).ok_or(DropReason::Malformed)?;
-            if peer.is_ipv6() != a.relay_addr.is_ipv6()
-                || self.config.peer_policy.check_addr(peer).is_err()
+            if !a.serves_family(peer.is_ipv6()) || self.config.peer_policy.check_addr(peer).is_err()
             {
                 return Err(DropReason::PeerDenied);
             }

@@ -245,3 +245,141 @@ fn closed_tcp_connection_ends_its_allocation() {
     assert_eq!(t.server.allocation_count(), 0);
     assert_eq!(t.released.len(), 1);
 }
+
+fn relayed(resp: &[u8]) -> Vec<SocketAddr> {
+    let m = Message::parse(resp).unwrap();
+    let tid = m.transaction_id();
+    m.attrs()
+        .filter(|(t, _)| *t == AttrType::XOR_RELAYED_ADDRESS)
+        .map(|(_, v)| crate::proto::stun::decode_xor_addr(v, &tid).unwrap())
+        .collect()
+}
+
+fn allocate_with(t: &mut TestServer, c: FiveTuple, attr: AttrType, family: u8) -> Vec<u8> {
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(attr, &[family, 0, 0, 0]);
+    });
+    t.request(c, &r)
+}
+
+#[test]
+fn ipv6_and_dual_allocations_when_the_server_has_ipv6() {
+    let mut t = TestServer::with(|c| c.relay_ipv6 = true);
+    let c = client();
+    // IPv6 only.
+    let resp = allocate_with(&mut t, c, AttrType::REQUESTED_ADDRESS_FAMILY, 0x02);
+    expect_success(&resp, Method::ALLOCATE);
+    let r = relayed(&resp);
+    assert!(r.len() == 1 && r[0].is_ipv6(), "{r:?}");
+    // Peers of the relay's family only.
+    expect_success(
+        &t.create_permission(c, &[addr("[2001:db8:1::5]:1")]),
+        Method::CREATE_PERMISSION,
+    );
+    assert_eq!(
+        error_code(&t.create_permission(c, &[addr("8.8.8.8:1")])),
+        443
+    );
+    // IPv6 peer policy: loopback, link-local, ULA and mapped forms denied.
+    for bad in [
+        "[::1]:1",
+        "[fe80::1]:1",
+        "[fd00::1]:1",
+        "[::ffff:10.0.0.1]:1",
+        "[64:ff9b::7f00:1]:1",
+    ] {
+        assert_eq!(
+            error_code(&t.create_permission(c, &[addr(bad)])),
+            403,
+            "{bad}"
+        );
+    }
+
+    // Dual: two relayed addresses, peers of both families.
+    let c2 = FiveTuple {
+        client: addr("198.51.100.8:2"),
+        ..client()
+    };
+    let resp = allocate_with(&mut t, c2, AttrType::ADDITIONAL_ADDRESS_FAMILY, 0x02);
+    expect_success(&resp, Method::ALLOCATE);
+    let r = relayed(&resp);
+    assert!(r.len() == 2 && r[0].is_ipv4() && r[1].is_ipv6(), "{r:?}");
+    assert!(
+        Message::parse(&resp)
+            .unwrap()
+            .get(AttrType::ADDRESS_ERROR_CODE)
+            .is_none()
+    );
+    expect_success(
+        &t.create_permission(c2, &[addr("8.8.8.8:1"), addr("[2001:db8:1::5]:1")]),
+        Method::CREATE_PERMISSION,
+    );
+}
+
+#[test]
+fn dual_allocation_without_ipv6_gets_ipv4_and_address_error_code() {
+    let mut t = TestServer::new();
+    let c = client();
+    let resp = allocate_with(&mut t, c, AttrType::ADDITIONAL_ADDRESS_FAMILY, 0x02);
+    expect_success(&resp, Method::ALLOCATE);
+    let r = relayed(&resp);
+    assert!(r.len() == 1 && r[0].is_ipv4(), "{r:?}");
+    let m = Message::parse(&resp).unwrap();
+    let aec = m
+        .get(AttrType::ADDRESS_ERROR_CODE)
+        .expect("ADDRESS-ERROR-CODE");
+    assert_eq!(&aec[..4], &[0x02, 0, 4, 40]);
+    assert_eq!(
+        error_code(&t.create_permission(c, &[addr("[2001:db8:1::5]:1")])),
+        443
+    );
+}
+
+#[test]
+fn address_family_errors() {
+    let mut t = TestServer::new();
+    let c = client();
+    // IPv6 asked, none here: 440.
+    assert_eq!(
+        error_code(&allocate_with(
+            &mut t,
+            c,
+            AttrType::REQUESTED_ADDRESS_FAMILY,
+            0x02
+        )),
+        440
+    );
+    // Unknown family: 440.
+    assert_eq!(
+        error_code(&allocate_with(
+            &mut t,
+            c,
+            AttrType::REQUESTED_ADDRESS_FAMILY,
+            0x03
+        )),
+        440
+    );
+    // ADDITIONAL-ADDRESS-FAMILY must be IPv6: 400.
+    assert_eq!(
+        error_code(&allocate_with(
+            &mut t,
+            c,
+            AttrType::ADDITIONAL_ADDRESS_FAMILY,
+            0x01
+        )),
+        400
+    );
+    // Both family attributes: 400.
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::REQUESTED_ADDRESS_FAMILY, &[1, 0, 0, 0]);
+        w.push(AttrType::ADDITIONAL_ADDRESS_FAMILY, &[2, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 400);
+    // An IPv4-only server refuses an IPv4 family nothing: explicit IPv4 works.
+    expect_success(
+        &allocate_with(&mut t, c, AttrType::REQUESTED_ADDRESS_FAMILY, 0x01),
+        Method::ALLOCATE,
+    );
+}

@@ -83,7 +83,12 @@ impl TestServer {
     fn pump(&mut self) {
         while let Some(cmd) = self.server.poll_command() {
             match cmd {
-                Command::BindRelay { relay, port, .. } => {
+                Command::BindRelay {
+                    relay,
+                    port,
+                    ipv6,
+                    additional_ipv6,
+                } => {
                     let result = if self.fail_binds {
                         Err(())
                     } else {
@@ -96,8 +101,11 @@ impl TestServer {
                             _ => self.next_port,
                         };
                         self.bound.push(relay);
+                        let ip = if ipv6 { "2001:db8::1" } else { "203.0.113.1" };
                         Ok(RelayBound {
-                            addr: SocketAddr::new("203.0.113.1".parse().unwrap(), p),
+                            addr: SocketAddr::new(ip.parse().unwrap(), p),
+                            additional: additional_ipv6
+                                .then(|| SocketAddr::new("2001:db8::1".parse().unwrap(), p)),
                             reserved_port,
                         })
                     };

@@ -1,0 +1,565 @@
+//! TURN over TLS, PROXY protocol and IPv6 listeners, end to end against an
+//! in-process tern on loopback (a separate test binary: it links rustls and
+//! rcgen on the client side).
+//!
+//! The TLS client is plain rustls over a std `TcpStream`, with a verifier
+//! that accepts any certificate but records nothing: the tests compare the
+//! presented leaf with the one they generated, which is the point of the
+//! reload test. STUN messages are hand-rolled and decoded here.
+
+#[allow(dead_code)] // shared with tests/it; this binary uses part of it
+#[path = "it/harness.rs"]
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use tern::settings::{Settings, TlsSettings};
+
+use harness::{EchoPeer, IO_TIMEOUT, MAGIC_COOKIE, PASS, USER, binding_request, random_tid};
+
+// ---------------------------------------------------------------- helpers
+
+/// A certificate/key pair as PEM files at fixed paths in a temp dir, so a
+/// test can overwrite them and ask tern to reload.
+struct CertFiles {
+    dir: tempfile::TempDir,
+}
+
+impl CertFiles {
+    fn new() -> Self {
+        let files = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        files.rotate();
+        files
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+
+    /// Writes a fresh self-signed pair; returns the leaf's DER.
+    fn rotate(&self) -> Vec<u8> {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(self.cert(), ck.cert.pem()).unwrap();
+        std::fs::write(self.key(), ck.key_pair.serialize_pem()).unwrap();
+        ck.cert.der().to_vec()
+    }
+
+    fn leaf(&self) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_file(self.cert()).unwrap().to_vec()
+    }
+}
+
+fn tls_settings(files: &CertFiles) -> Settings {
+    let mut s = harness::settings();
+    s.tls = Some(TlsSettings {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        cert: files.cert(),
+        key: files.key(),
+    });
+    s
+}
+
+/// Starts tern in a thread of its own (as the harness does).
+fn start(settings: Settings) -> std::io::Result<tern::io::Handle> {
+    thread::spawn(move || tern::io::start(settings))
+        .join()
+        .expect("tern::io::start panicked")
+}
+
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS client session over `tcp` (already connected; anything written on
+/// it before, such as a PROXY header, precedes the ClientHello).
+fn tls_over(
+    tcp: TcpStream,
+    alpn: &[&[u8]],
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Tls {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let conn = ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
+    let mut s = StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).expect("TLS handshake");
+    }
+    s
+}
+
+fn tls_connect(addr: SocketAddr, alpn: &[&[u8]]) -> Tls {
+    tls_over(
+        TcpStream::connect(addr).unwrap(),
+        alpn,
+        &rustls::version::TLS13,
+    )
+}
+
+/// Reads one STUN message (20-byte header + length) from a stream.
+fn read_stun(s: &mut impl Read) -> Vec<u8> {
+    let mut m = vec![0u8; 20];
+    s.read_exact(&mut m).expect("STUN header");
+    let len = usize::from(u16::from_be_bytes([m[2], m[3]]));
+    m.resize(20 + len, 0);
+    s.read_exact(&mut m[20..]).expect("STUN body");
+    m
+}
+
+/// Attribute `typ` of a STUN message, if present.
+fn attr(msg: &[u8], typ: u16) -> Option<&[u8]> {
+    let mut rest = msg.get(20..)?;
+    while rest.len() >= 4 {
+        let t = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let v = rest.get(4..4 + len)?;
+        if t == typ {
+            return Some(v);
+        }
+        rest = rest.get(4 + len.div_ceil(4) * 4..).unwrap_or(&[]);
+    }
+    None
+}
+
+/// XOR-MAPPED-ADDRESS of a Binding success (RFC 8489 §14.2).
+fn mapped(msg: &[u8], tid: [u8; 12]) -> SocketAddr {
+    assert_eq!(
+        &msg[0..2],
+        &[0x01, 0x01],
+        "not a Binding success: {msg:02x?}"
+    );
+    assert_eq!(msg[8..20], tid);
+    let v = attr(msg, 0x0020).expect("XOR-MAPPED-ADDRESS");
+    let port = u16::from_be_bytes([v[2], v[3]]) ^ (MAGIC_COOKIE >> 16) as u16;
+    let mut key = MAGIC_COOKIE.to_be_bytes().to_vec();
+    key.extend_from_slice(&tid);
+    let ip: Vec<u8> = v[4..].iter().zip(&key).map(|(a, k)| a ^ k).collect();
+    let ip = match v[1] {
+        0x01 => std::net::IpAddr::from(<[u8; 4]>::try_from(&ip[..]).unwrap()),
+        0x02 => std::net::IpAddr::from(<[u8; 16]>::try_from(&ip[..]).unwrap()),
+        f => panic!("family {f}"),
+    };
+    SocketAddr::new(ip, port)
+}
+
+fn binding_over(s: &mut (impl Read + Write)) -> SocketAddr {
+    let tid = random_tid();
+    s.write_all(&binding_request(tid)).unwrap();
+    s.flush().unwrap();
+    mapped(&read_stun(s), tid)
+}
+
+/// An Allocate request without credentials: RFC 8656 §7.2 says 401 with
+/// REALM and NONCE, which proves TURN framing end to end.
+fn allocate_unauthenticated(s: &mut (impl Read + Write)) -> u16 {
+    let tid = random_tid();
+    let mut m = Vec::new();
+    m.extend_from_slice(&0x0003u16.to_be_bytes()); // Allocate request
+    m.extend_from_slice(&8u16.to_be_bytes());
+    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    m.extend_from_slice(&tid);
+    m.extend_from_slice(&[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]); // REQUESTED-TRANSPORT UDP
+    s.write_all(&m).unwrap();
+    s.flush().unwrap();
+    let r = read_stun(s);
+    assert_eq!(&r[0..2], &[0x01, 0x13], "not an Allocate error: {r:02x?}");
+    assert!(
+        attr(&r, 0x0014).is_some() && attr(&r, 0x0015).is_some(),
+        "REALM and NONCE"
+    );
+    let e = attr(&r, 0x0009).expect("ERROR-CODE");
+    u16::from(e[2]) * 100 + u16::from(e[3])
+}
+
+/// True when the server closes `s` (EOF or reset) within a few seconds.
+fn closed_by_server(s: &mut impl Read) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 256];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+// ---------------------------------------------------------------- TLS
+
+#[test]
+fn binding_and_allocate_over_tls_with_alpn() {
+    let files = CertFiles::new();
+    let h = start(tls_settings(&files)).unwrap();
+    let addr = h.tls_addrs()[0];
+
+    let mut c = tls_connect(addr, &[b"stun.turn"]);
+    assert_eq!(c.conn.alpn_protocol(), Some(&b"stun.turn"[..]));
+    let local = c.sock.local_addr().unwrap();
+    assert_eq!(binding_over(&mut c), local);
+    assert_eq!(allocate_unauthenticated(&mut c), 401);
+    // Several frames in one TLS record are split correctly.
+    let (t1, t2) = (random_tid(), random_tid());
+    let mut two = binding_request(t1).to_vec();
+    two.extend_from_slice(&binding_request(t2));
+    c.write_all(&two).unwrap();
+    assert_eq!(mapped(&read_stun(&mut c), t1), local);
+    assert_eq!(mapped(&read_stun(&mut c), t2), local);
+
+    // stun.nat-discovery is offered too; no ALPN at all is fine; TLS 1.2 works.
+    let c = tls_connect(addr, &[b"stun.nat-discovery"]);
+    assert_eq!(c.conn.alpn_protocol(), Some(&b"stun.nat-discovery"[..]));
+    let mut c = tls_over(
+        TcpStream::connect(addr).unwrap(),
+        &[],
+        &rustls::version::TLS12,
+    );
+    assert_eq!(c.conn.alpn_protocol(), None);
+    assert_eq!(binding_over(&mut c), c.sock.local_addr().unwrap());
+    h.shutdown();
+}
+
+#[test]
+fn sighup_reload_gives_new_connections_the_new_cert() {
+    let files = CertFiles::new();
+    let first = files.leaf();
+    let h = start(tls_settings(&files)).unwrap();
+    let addr = h.tls_addrs()[0];
+
+    let mut old = tls_connect(addr, &[b"stun.turn"]);
+    let presented = |c: &Tls| c.conn.peer_certificates().unwrap()[0].to_vec();
+    assert_eq!(presented(&old), first);
+
+    let second = files.rotate();
+    assert_ne!(first, second);
+    h.reload_tls().expect("reload");
+    let new = tls_connect(addr, &[b"stun.turn"]);
+    assert_eq!(
+        presented(&new),
+        second,
+        "a new connection gets the new certificate"
+    );
+    // The live connection is untouched.
+    assert_eq!(binding_over(&mut old), old.sock.local_addr().unwrap());
+
+    // A broken file: an error naming the key, and the current cert stays.
+    std::fs::write(files.key(), "not a key").unwrap();
+    let e = h.reload_tls().unwrap_err().to_string();
+    assert!(e.starts_with("tls.key: "), "{e}");
+    let again = tls_connect(addr, &[b"stun.turn"]);
+    assert_eq!(presented(&again), second);
+    assert_eq!(binding_over(&mut old), old.sock.local_addr().unwrap());
+    h.shutdown();
+}
+
+#[test]
+fn missing_certificate_fails_startup_naming_key_and_path() {
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.tls.as_mut().unwrap().cert = Path::new("/nonexistent/tern-cert.pem").to_owned();
+    let e = start(s).unwrap_err().to_string();
+    assert!(
+        e.contains("tls.cert") && e.contains("/nonexistent/tern-cert.pem"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_handshake_timeout_closes_silent_connections() {
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.tcp.handshake_timeout = Duration::from_secs(1);
+    let h = start(s).unwrap();
+    let mut silent = TcpStream::connect(h.tls_addrs()[0]).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let t0 = Instant::now();
+    assert!(
+        closed_by_server(&mut silent),
+        "silent connection not closed"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    h.shutdown();
+}
+
+// ---------------------------------------------------------------- PROXY
+
+const REPORTED: &str = "203.0.113.7:5555";
+
+fn v2_header(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
+        panic!("v4 only here")
+    };
+    let mut h = tern::proto::proxy_protocol::V2_SIGNATURE.to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0x00, 12]);
+    h.extend_from_slice(&s.ip().octets());
+    h.extend_from_slice(&d.ip().octets());
+    h.extend_from_slice(&s.port().to_be_bytes());
+    h.extend_from_slice(&d.port().to_be_bytes());
+    h
+}
+
+/// A one-connection TCP proxy: accepts, connects to `upstream`, writes
+/// `header`, then pipes both ways until either side closes.
+fn proxy(upstream: SocketAddr, header: Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        let (down, _) = l.accept().unwrap();
+        let mut up = TcpStream::connect(upstream).unwrap();
+        up.write_all(&header).unwrap();
+        let pipe = |mut from: TcpStream, mut to: TcpStream| {
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            })
+        };
+        let a = pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
+        let b = pipe(up, down);
+        let _ = (a.join(), b.join());
+    });
+    addr
+}
+
+fn proxy_settings(trusted: &str) -> Settings {
+    let mut s = harness::settings();
+    s.proxy_protocol.listen = s.tcp_listen.clone();
+    s.proxy_protocol.trusted = vec![trusted.parse().unwrap()];
+    s
+}
+
+#[test]
+fn proxy_v1_and_v2_report_the_client_address() {
+    let h = start(proxy_settings("127.0.0.1/32")).unwrap();
+    let tern = h.tcp_addrs()[0];
+    let reported: SocketAddr = REPORTED.parse().unwrap();
+
+    let v2 = proxy(tern, v2_header(reported, tern));
+    let mut c = TcpStream::connect(v2).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(binding_over(&mut c), reported);
+    assert_eq!(allocate_unauthenticated(&mut c), 401);
+
+    // v1, a second client at the same time (a different reported address).
+    let v1 = proxy(
+        tern,
+        b"PROXY TCP4 203.0.113.8 127.0.0.1 6666 3478\r\n".to_vec(),
+    );
+    let mut c1 = TcpStream::connect(v1).unwrap();
+    c1.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(binding_over(&mut c1), "203.0.113.8:6666".parse().unwrap());
+    assert_eq!(binding_over(&mut c), reported);
+
+    // A trusted source that sends no header within the timeout is closed:
+    // covered by the handshake timeout; one that sends garbage is closed now.
+    let mut bad = TcpStream::connect(tern).unwrap();
+    bad.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    bad.write_all(&binding_request(random_tid())).unwrap();
+    assert!(
+        closed_by_server(&mut bad),
+        "no header from a trusted source"
+    );
+    h.shutdown();
+}
+
+#[test]
+fn proxy_header_before_tls() {
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.proxy_protocol.listen = s.tls.as_ref().unwrap().listen.clone();
+    s.proxy_protocol.trusted = vec!["127.0.0.0/8".parse().unwrap()];
+    let h = start(s).unwrap();
+    let reported: SocketAddr = REPORTED.parse().unwrap();
+    let mut tcp = TcpStream::connect(h.tls_addrs()[0]).unwrap();
+    tcp.write_all(&v2_header(reported, h.tls_addrs()[0]))
+        .unwrap();
+    let mut c = tls_over(tcp, &[b"stun.turn"], &rustls::version::TLS13);
+    assert_eq!(binding_over(&mut c), reported);
+    h.shutdown();
+}
+
+#[test]
+fn untrusted_source_sending_a_proxy_header_is_closed() {
+    // Loopback is not trusted here.
+    let h = start(proxy_settings("192.0.2.0/24")).unwrap();
+    let tern = h.tcp_addrs()[0];
+    for header in [
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 3478\r\n".to_vec(),
+        v2_header(REPORTED.parse().unwrap(), tern),
+    ] {
+        let mut c = TcpStream::connect(tern).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        c.write_all(&header).unwrap();
+        c.write_all(&binding_request(random_tid())).unwrap();
+        assert!(
+            closed_by_server(&mut c),
+            "header from an untrusted source accepted"
+        );
+    }
+    // A direct client from an untrusted source is served as itself.
+    let mut c = TcpStream::connect(tern).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(binding_over(&mut c), c.local_addr().unwrap());
+    h.shutdown();
+}
+
+// ---------------------------------------------------------------- IPv6
+
+#[test]
+fn ipv6_binding_over_udp_tcp_and_tls() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("\n***** SKIPPED: no IPv6 loopback on this machine *****\n");
+        return;
+    }
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.udp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.tcp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.tls.as_mut().unwrap().listen = vec!["[::1]:0".parse().unwrap()];
+    let h = start(s).unwrap();
+    assert!(h.udp_addrs()[0].is_ipv6() && h.tcp_addrs()[0].is_ipv6());
+
+    let u = UdpSocket::bind("[::1]:0").unwrap();
+    u.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let tid = random_tid();
+    u.send_to(&binding_request(tid), h.udp_addrs()[0]).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = u.recv_from(&mut buf).unwrap();
+    assert_eq!(mapped(&buf[..n], tid), u.local_addr().unwrap());
+
+    let mut t = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(binding_over(&mut t), t.local_addr().unwrap());
+
+    let mut c = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
+    assert_eq!(binding_over(&mut c), c.sock.local_addr().unwrap());
+    // The IPv4 listener family is not mixed in: no v4 socket was bound.
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, h.tcp_addrs()[0].port())).is_err());
+    h.shutdown();
+}
+
+// ---------------------------------------------------------------- coturn
+
+/// coturn's `turnutils_uclient -S`: TLS to tern, allocate, channels, data
+/// through an echo peer; every message must come back.
+#[test]
+fn coturn_uclient_over_tls_zero_loss() {
+    let Some(tool) = harness::require_tool("turnutils_uclient") else {
+        return;
+    };
+    let files = CertFiles::new();
+    let h = start(tls_settings(&files)).unwrap();
+    let peer = EchoPeer::start();
+    let (sessions, messages) = (2u64, 40u64);
+    let out = harness::run_tool(
+        Command::new(tool)
+            .args(["-S", "-t", "-c", "-u", USER, "-w", PASS])
+            .args(["-p", &h.tls_addrs()[0].port().to_string()])
+            .args(["-e", "127.0.0.1", "-r", &peer.addr.port().to_string()])
+            .args(["-m", &sessions.to_string(), "-n", &messages.to_string()])
+            .arg("127.0.0.1"),
+        Duration::from_secs(60),
+    );
+    let echoed = peer.stop();
+    h.shutdown();
+    assert!(out.success(), "turnutils_uclient -S failed\n{out}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let num = |key: &str| -> Option<u64> {
+        let line = text
+            .lines()
+            .rfind(|l| l.contains(key) && !l.contains("msz="))?;
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let expected = sessions * messages;
+    assert_eq!(
+        (
+            num("tot_send_msgs="),
+            num("tot_recv_msgs="),
+            num("Total lost packets ")
+        ),
+        (Some(expected), Some(expected), Some(0)),
+        "not every message made the round trip (peer echoed {echoed})\n{out}"
+    );
+}
