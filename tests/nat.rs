@@ -46,13 +46,16 @@
 mod client;
 #[path = "nat/netns.rs"]
 mod netns;
+#[path = "nat/topology.rs"]
+mod topology;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use client::{Delivery, TurnClient, binding};
-use netns::{Tern, Topology, punch_counter, remove_stale_namespaces};
+use netns::{Tern, may_run, remove_stale_namespaces};
+use topology::{Topology, punch_counter};
 
 const TERN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const PORT: u16 = 3478;
@@ -72,7 +75,11 @@ const NS_PREFIX: &str = "ternnat";
 
 #[test]
 fn nat_traversal() {
-    if !may_run() {
+    if !may_run(
+        "nat_traversal",
+        "ip netns, veth, nftables",
+        "sudo -E cargo test --test nat",
+    ) {
         return;
     }
     let t0 = Instant::now();
@@ -156,25 +163,6 @@ fn nat_traversal() {
     eprintln!("nat: check 4 ok: UDP blocked at router 1, A relayed over TCP");
 
     eprintln!("nat: all checks passed in {:?}", t0.elapsed());
-}
-
-/// Whether the test can run here; skips loudly outside CI, fails in CI.
-fn may_run() -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
-        return true;
-    }
-    assert!(
-        !ci,
-        "CI=true but not running as root: the NAT test needs root for ip netns and nftables"
-    );
-    eprintln!(
-        "\n*** SKIPPED nat_traversal: needs root (ip netns, veth, nftables). ***\n\
-         *** Run it with: sudo -E cargo test --test nat                  ***\n"
-    );
-    false
 }
 
 /// Each host sends to the other's STUN-learned address for a while; returns

@@ -27,6 +27,18 @@ impl Link {
         Self::Udp(s, server)
     }
 
+    /// A UDP socket of the server address's family on loopback.
+    pub(crate) fn udp_any(server: SocketAddr) -> Self {
+        let bind = if server.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        };
+        let s = UdpSocket::bind(bind).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        Self::Udp(s, server)
+    }
+
     pub(crate) fn tcp(server: SocketAddr) -> Self {
         let s = TcpStream::connect_timeout(&server, IO_TIMEOUT).unwrap();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();

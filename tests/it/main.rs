@@ -16,6 +16,7 @@
 mod client;
 mod harness;
 mod interop_coturn;
+mod ipv6;
 mod relay_to_relay;
 mod security;
 mod stun_binding;

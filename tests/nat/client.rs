@@ -196,6 +196,17 @@ impl TurnClient {
 
     /// An authenticated request: the 401/438 dance, then a checked success.
     fn request(&mut self, method: Method, add: &dyn Fn(&mut MessageWriter<'_>)) -> Vec<u8> {
+        self.try_request(method, add)
+            .unwrap_or_else(|(code, reason)| panic!("{method:?} failed: {code} {reason}"))
+    }
+
+    /// An authenticated request: the 401/438 dance, then a checked success,
+    /// or the error code and reason of any other error response.
+    fn try_request(
+        &mut self,
+        method: Method,
+        add: &dyn Fn(&mut MessageWriter<'_>),
+    ) -> Result<Vec<u8>, (u16, String)> {
         for _ in 0..3 {
             let auth = !self.nonce.is_empty();
             let resp = self.transact(method, add, auth);
@@ -203,16 +214,15 @@ impl TurnClient {
             if msg.class() == Class::Success {
                 msg.check_integrity(&self.key.0)
                     .unwrap_or_else(|e| panic!("{method:?} response integrity: {e:?}"));
-                return resp;
+                return Ok(resp);
             }
             let (code, reason) = msg
                 .get(AttrType::ERROR_CODE)
                 .and_then(|v| decode_error_code(v).ok())
                 .expect("error response without ERROR-CODE");
-            assert!(
-                matches!(code, 401 | 438),
-                "{method:?} failed: {code} {reason}"
-            );
+            if !matches!(code, 401 | 438) {
+                return Err((code, reason.to_string()));
+            }
             let realm = msg.get(AttrType::REALM).expect("401 without REALM");
             assert_eq!(realm, REALM.as_bytes());
             self.nonce = msg
@@ -247,16 +257,34 @@ impl TurnClient {
     }
 
     pub(crate) fn create_permission(&mut self, peer: SocketAddr) {
-        self.request(Method::CREATE_PERMISSION, &|w| {
+        if let Err(code) = self.try_create_permission(peer) {
+            panic!("CreatePermission {peer} failed: {code}");
+        }
+    }
+
+    /// CreatePermission; `Err` holds the error code of an error response.
+    pub(crate) fn try_create_permission(&mut self, peer: SocketAddr) -> Result<(), u16> {
+        self.try_request(Method::CREATE_PERMISSION, &|w| {
             w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        });
+        })
+        .map(drop)
+        .map_err(|(code, _)| code)
     }
 
     pub(crate) fn channel_bind(&mut self, channel: u16, peer: SocketAddr) {
-        self.request(Method::CHANNEL_BIND, &|w| {
+        if let Err(code) = self.try_channel_bind(channel, peer) {
+            panic!("ChannelBind {channel:#x} to {peer} failed: {code}");
+        }
+    }
+
+    /// ChannelBind; `Err` holds the error code of an error response.
+    pub(crate) fn try_channel_bind(&mut self, channel: u16, peer: SocketAddr) -> Result<(), u16> {
+        self.try_request(Method::CHANNEL_BIND, &|w| {
             w.push_u32(AttrType::CHANNEL_NUMBER, u32::from(channel) << 16)
                 .push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        });
+        })
+        .map(drop)
+        .map_err(|(code, _)| code)
     }
 
     pub(crate) fn send_indication(&mut self, peer: SocketAddr, data: &[u8]) {

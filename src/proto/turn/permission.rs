@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::request::{Authed, ErrExtra, Req, xor_addr};
-use super::{Event, Server};
+use super::{Event, FiveTuple, RelayId, Server};
 use crate::proto::channel_data::ChannelNumber;
 use crate::proto::stun::{AttrType, Class, Message, decode_xor_addr};
 use crate::proto::time::Now;
@@ -47,6 +47,13 @@ impl Server {
         Ok(())
     }
 
+    /// The client's allocation and its (IPv4, IPv6) relayed families.
+    fn client_allocation(&self, client: &FiveTuple) -> Option<(RelayId, (bool, bool))> {
+        let id = *self.by_client.get(client)?;
+        let a = self.slab.get(id)?;
+        Some((id, (a.serves_family(false), a.serves_family(true))))
+    }
+
     pub(super) fn create_permission(
         &mut self,
         now: Now,
@@ -55,14 +62,7 @@ impl Server {
         auth: Authed,
     ) {
         let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
-        };
-        let Some(families) = self
-            .slab
-            .get(id)
-            .map(|a| (a.serves_family(false), a.serves_family(true)))
-        else {
+        let Some((id, families)) = self.client_allocation(&req.from) else {
             return self.error(now, req, 437, ErrExtra::None, key);
         };
         let tid = msg.transaction_id();
@@ -108,14 +108,7 @@ impl Server {
 
     pub(super) fn channel_bind(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
-        };
-        let Some(families) = self
-            .slab
-            .get(id)
-            .map(|a| (a.serves_family(false), a.serves_family(true)))
-        else {
+        let Some((id, families)) = self.client_allocation(&req.from) else {
             return self.error(now, req, 437, ErrExtra::None, key);
         };
         let number = msg.get(AttrType::CHANNEL_NUMBER).and_then(|v| {

@@ -383,3 +383,46 @@ fn address_family_errors() {
         Method::ALLOCATE,
     );
 }
+
+#[test]
+fn shards_share_quotas_and_reservation_tokens() {
+    // The kernel hashes each client socket to a worker: the RTCP socket
+    // that claims a token, or a user's second allocation, may land on
+    // another shard than the first.
+    let quota = Arc::new(QuotaLedger::new());
+    let mut a = TestServer::sharing(Arc::clone(&quota), |c| {
+        c.limits.max_allocations_per_user = 2
+    });
+    let mut b = TestServer::sharing(Arc::clone(&quota), |c| {
+        c.limits.max_allocations_per_user = 2
+    });
+    let c1 = client();
+    let r = a.req(&c1, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::EVEN_PORT, &[0x80]);
+    });
+    let resp = a.request(c1, &r);
+    let token = expect_success(&resp, Method::ALLOCATE)
+        .get(AttrType::RESERVATION_TOKEN)
+        .unwrap()
+        .to_vec();
+    let c2 = FiveTuple {
+        client: addr("198.51.100.7:40001"),
+        ..client()
+    };
+    let r = b.req(&c2, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &token);
+    });
+    expect_success(&b.request(c2, &r), Method::ALLOCATE);
+    // The user has 2 allocations across both shards: a third is refused on either.
+    let c3 = FiveTuple {
+        client: addr("198.51.100.7:40002"),
+        ..client()
+    };
+    let r = a.req(&c3, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&a.request(c3, &r)), 486);
+    assert_eq!(quota.total(), 2);
+}

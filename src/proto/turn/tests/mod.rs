@@ -50,6 +50,11 @@ impl TestServer {
     }
 
     pub(super) fn with(f: impl FnOnce(&mut Config)) -> Self {
+        Self::sharing(Arc::new(QuotaLedger::new()), f)
+    }
+
+    /// A server (shard) sharing quotas and reservations with others.
+    pub(super) fn sharing(quota: Arc<QuotaLedger>, f: impl FnOnce(&mut Config)) -> Self {
         let mut creds = Credentials::new([9; 32]);
         creds.add_user_password(USER, REALM, PASS);
         creds.add_user_password("bob", REALM, "bobpw");
@@ -57,7 +62,7 @@ impl TestServer {
         let mut config = Config::new(REALM, creds);
         config.peer_policy = PeerPolicy::default();
         f(&mut config);
-        let server = Server::new(Arc::new(config), Arc::new(QuotaLedger::new()));
+        let server = Server::new(Arc::new(config), quota);
         Self {
             server,
             now: Now {

@@ -1,0 +1,133 @@
+//! IPv6 on ::1: IPv6 and dual-stack relays, 440 cases, the IPv6 peer policy.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use tern::proto::peer_policy::PeerPolicy;
+use tern::proto::stun::{AttrType, Message, Method, decode_xor_addr};
+
+use crate::client::{Client, Link};
+use crate::harness::{IO_TIMEOUT, TestServer, is_coturn, settings_default_policy};
+
+fn have_ipv6() -> bool {
+    let ok = UdpSocket::bind("[::1]:0").is_ok();
+    if !ok {
+        eprintln!("SKIPPED: this machine has no ::1");
+    }
+    ok
+}
+
+/// A server listening on ::1 and 127.0.0.1 with relays on both families.
+fn dual_server(allow: &[&str]) -> (TestServer, SocketAddr) {
+    let mut s = settings_default_policy();
+    s.udp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.tcp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.relay_ip6 = Some("::1".parse().unwrap());
+    s.proto.peer_policy =
+        PeerPolicy::new(allow.iter().map(|n| n.parse().unwrap()).collect(), vec![]);
+    let server = TestServer::with(s);
+    let udp = server.udp;
+    (server, udp)
+}
+
+fn relayed(resp: &[u8]) -> Vec<SocketAddr> {
+    let m = Message::parse(resp).unwrap();
+    let tid = m.transaction_id();
+    m.attrs()
+        .filter(|(t, _)| *t == AttrType::XOR_RELAYED_ADDRESS)
+        .map(|(_, v)| decode_xor_addr(v, &tid).unwrap())
+        .collect()
+}
+
+fn allocate(c: &mut Client, attr: AttrType) -> Result<Vec<u8>, u16> {
+    c.request(Method::ALLOCATE, |w| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(attr, &[0x02, 0, 0, 0]);
+    })
+}
+
+#[test]
+fn dual_allocation_over_ipv6_relays_to_an_ipv6_peer() {
+    if is_coturn() || !have_ipv6() {
+        return;
+    }
+    let (server, addr) = dual_server(&["::1/128"]);
+    assert!(addr.is_ipv6());
+    let mut c = Client::new(Link::udp_any(addr));
+    let resp = allocate(&mut c, AttrType::ADDITIONAL_ADDRESS_FAMILY).expect("dual Allocate");
+    let r = relayed(&resp);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].is_ipv4() && r[1].is_ipv6(), "{r:?}");
+    assert!(server.relay_ports.contains(&r[1].port()));
+
+    let peer = UdpSocket::bind("[::1]:0").unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    c.channel_bind(0x4000, peer_addr)
+        .expect("ChannelBind to an IPv6 peer");
+    c.channel_data(0x4000, b"over six");
+    let mut buf = [0u8; 64];
+    let (n, from) = peer.recv_from(&mut buf).expect("peer receives");
+    assert_eq!(&buf[..n], b"over six");
+    assert_eq!(from, r[1], "sent from the IPv6 relayed address");
+    peer.send_to(b"and back", from).unwrap();
+    let back = c.link.recv(IO_TIMEOUT).expect("ChannelData back");
+    assert_eq!(&back[..4], &[0x40, 0x00, 0x00, 0x08]);
+    assert_eq!(&back[4..12], b"and back");
+}
+
+#[test]
+fn ipv6_peer_policy_and_family_checks() {
+    if is_coturn() || !have_ipv6() {
+        return;
+    }
+    let (_server, addr) = dual_server(&[]);
+    let mut c = Client::new(Link::udp_any(addr));
+    let resp = allocate(&mut c, AttrType::REQUESTED_ADDRESS_FAMILY).expect("IPv6 Allocate");
+    let r = relayed(&resp);
+    assert!(r.len() == 1 && r[0].is_ipv6(), "{r:?}");
+    // ::1 is this server's own relay address: a peer only on relay ports.
+    assert_eq!(c.channel_bind(0x4000, "[::1]:9".parse().unwrap()), Err(403));
+    for bad in [
+        "[fe80::1]:9",
+        "[fd00::1]:9",
+        "[ff02::1]:9",
+        "[::ffff:127.0.0.2]:9",
+        "[::ffff:10.0.0.1]:9",
+        "[64:ff9b::a9fe:a9fe]:9",
+        "[::]:9",
+    ] {
+        assert_eq!(c.create_permission(bad.parse().unwrap()), Err(403), "{bad}");
+    }
+    // An IPv6-only allocation takes IPv6 peers only.
+    assert_eq!(
+        c.create_permission("192.0.2.1:9".parse().unwrap()),
+        Err(443)
+    );
+    assert_eq!(
+        c.create_permission("[2001:db8::1]:9".parse().unwrap()),
+        Ok(())
+    );
+}
+
+#[test]
+fn without_an_ipv6_relay_ipv6_is_440_and_dual_degrades_to_ipv4() {
+    if is_coturn() || !have_ipv6() {
+        return;
+    }
+    let mut s = settings_default_policy();
+    s.udp_listen = vec!["[::1]:0".parse().unwrap()];
+    let server = TestServer::with(s);
+    let mut c = Client::new(Link::udp_any(server.udp));
+    assert_eq!(
+        allocate(&mut c, AttrType::REQUESTED_ADDRESS_FAMILY).err(),
+        Some(440)
+    );
+    let resp = allocate(&mut c, AttrType::ADDITIONAL_ADDRESS_FAMILY).expect("dual degrades");
+    let r = relayed(&resp);
+    assert!(r.len() == 1 && r[0].is_ipv4(), "{r:?}");
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        &m.get(AttrType::ADDRESS_ERROR_CODE).unwrap()[..4],
+        &[0x02, 0, 4, 40]
+    );
+}
