@@ -31,6 +31,10 @@ pub struct Settings {
     pub relay_ports: RangeInclusive<u16>,
     /// Worker threads (shards); 0 = one per core.
     pub workers: usize,
+    /// After a wakeup that found only a few datagrams, a worker waits this
+    /// long before polling again, so datagrams arriving meanwhile are handled
+    /// (and sent) in one batch: interrupt coalescing. Zero = off.
+    pub coalesce: std::time::Duration,
     /// TCP connection limits (TLS connections count as TCP).
     pub tcp: TcpLimits,
     /// TURN over TLS listeners; `None` = no TLS.

@@ -24,6 +24,7 @@ fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
         advertised_ip6: None,
         relay_ports,
         workers: 1,
+        coalesce: std::time::Duration::ZERO,
         tcp: Default::default(),
         tls: None,
         proxy_protocol: Default::default(),

@@ -73,6 +73,9 @@ pub struct ServerSection {
     pub tcp: bool,
     /// Worker threads (shards); 0 = one per CPU core.
     pub workers: usize,
+    /// Microseconds a worker waits after a wakeup that found few datagrams,
+    /// to handle the next ones in one batch (0..=1000; 0 = off).
+    pub coalesce_us: u64,
     /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
     pub software: String,
 }
@@ -84,6 +87,7 @@ impl Default for ServerSection {
             udp: true,
             tcp: true,
             workers: 0,
+            coalesce_us: 200,
             software: String::new(),
         }
     }

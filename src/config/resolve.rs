@@ -343,6 +343,17 @@ impl FileConfig {
             advertised_ip6,
             relay_ports,
             workers: s.workers,
+            coalesce: {
+                if s.coalesce_us > 1000 {
+                    return Err(ctx.err(
+                        "server.coalesce_us",
+                        s.coalesce_us.to_string(),
+                        "is too long a wait",
+                        "0 (off) to 1000 microseconds, e.g. 200",
+                    ));
+                }
+                std::time::Duration::from_micros(s.coalesce_us)
+            },
             tcp,
             tls,
             proxy_protocol,

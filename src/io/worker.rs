@@ -22,6 +22,7 @@ use crate::proto::turn::{
     RelayId, Server, TAILROOM, Transport,
 };
 use crate::settings::Settings;
+use quinn_udp::BATCH_SIZE;
 
 pub(crate) const WAKER: Token = Token(0);
 const UDP_BASE: usize = 1;
@@ -35,6 +36,10 @@ const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
 /// Receive batches taken from one socket before others get a turn; a
 /// socket still readable after that is revisited on the next loop.
 const ROUNDS_PER_EVENT: usize = 8;
+
+/// A wakeup that handled fewer datagrams than this is "small": with
+/// coalescing on, the worker waits before the next poll.
+const COALESCE_BELOW: usize = 16;
 
 /// How often idle TCP connections are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -68,6 +73,8 @@ pub(crate) struct Worker {
     max_segments: usize,
     /// Sockets that were still readable after their turn.
     ready: Vec<usize>,
+    /// Datagrams handled since the last poll (for coalescing).
+    handled: usize,
     seed: u64,
     next_housekeeping: Instant,
 }
@@ -121,6 +128,7 @@ impl Worker {
             batch: SendBatch::new(),
             max_segments,
             ready: Vec::new(),
+            handled: 0,
             seed,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         })
@@ -128,7 +136,20 @@ impl Worker {
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        let coalesce = self.settings.coalesce;
+        if !coalesce.is_zero() {
+            // Sleep as long as asked, not the default 50 µs of slack more.
+            // SAFETY: prctl with PR_SET_TIMERSLACK takes one integer argument.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        }
         while !self.shutdown.load(Ordering::Relaxed) {
+            // Interrupt coalescing: after a wakeup that found only a few
+            // datagrams, let the next ones gather so they are received and
+            // sent in one batch (each wakeup costs more than a datagram).
+            if !coalesce.is_zero() && self.handled > 0 && self.handled < COALESCE_BELOW {
+                std::thread::sleep(coalesce);
+            }
+            self.handled = 0;
             let now = Instant::now();
             let deadline = self
                 .server
@@ -372,11 +393,18 @@ impl Worker {
                     transport: Transport::Udp,
                 };
                 for d in bufs.datagrams(k) {
+                    self.handled += 1;
                     let action = self.server.handle_client(now, five, d);
                     self.client_action(action, d);
                 }
             }
             self.drain();
+            if n < BATCH_SIZE {
+                // A short batch emptied the queue; epoll (edge-triggered)
+                // reports the next arrival, so no extra recvmmsg for EAGAIN.
+                drained = true;
+                break;
+            }
         }
         self.rbufs = Some(bufs);
         self.flush_batch();
@@ -466,6 +494,7 @@ impl Worker {
             for k in 0..n {
                 let peer = bufs.meta[k].addr;
                 for d in bufs.datagrams(k) {
+                    self.handled += 1;
                     // Copy behind the headroom so the core can write the
                     // ChannelData header or Data indication in place.
                     let end = HEADROOM + d.len();
@@ -477,6 +506,10 @@ impl Worker {
                         self.forward_to_client(&to, bytes);
                     }
                 }
+            }
+            if n < BATCH_SIZE {
+                drained = true;
+                break;
             }
         }
         self.rbufs = Some(bufs);
