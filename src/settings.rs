@@ -34,7 +34,7 @@ pub struct Settings {
     /// After a wakeup that found only a few datagrams, a worker waits this
     /// long before polling again, so datagrams arriving meanwhile are handled
     /// (and sent) in one batch: interrupt coalescing. Zero = off.
-    pub coalesce: std::time::Duration,
+    pub coalesce: Duration,
     /// TCP connection limits (TLS connections count as TCP).
     pub tcp: TcpLimits,
     /// TURN over TLS listeners; `None` = no TLS.

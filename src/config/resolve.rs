@@ -352,7 +352,7 @@ impl FileConfig {
                         "0 (off) to 1000 microseconds, e.g. 200",
                     ));
                 }
-                std::time::Duration::from_micros(s.coalesce_us)
+                Duration::from_micros(s.coalesce_us)
             },
             tcp,
             tls,

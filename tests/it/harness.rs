@@ -66,7 +66,7 @@ pub(crate) fn settings_default_policy() -> Settings {
         advertised_ip6: None,
         relay_ports: relay_ports(),
         workers: 2,
-        coalesce: std::time::Duration::ZERO,
+        coalesce: Duration::ZERO,
         tcp: Default::default(),
         tls: None,
         proxy_protocol: Default::default(),
