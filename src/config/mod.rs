@@ -87,7 +87,7 @@ impl Default for ServerSection {
             udp: true,
             tcp: true,
             workers: 0,
-            coalesce_us: 200,
+            coalesce_us: 500,
             software: String::new(),
         }
     }
