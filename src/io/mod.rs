@@ -2,7 +2,7 @@
 //!
 //! `start` binds every listener once per worker (SO_REUSEPORT: the kernel
 //! spreads clients over workers by their address hash, so a client always
-//! reaches the same worker), then runs one [`worker::Worker`] thread each.
+//! reaches the same worker), then runs one worker thread each (`worker.rs`).
 
 mod clock;
 mod sockets;
