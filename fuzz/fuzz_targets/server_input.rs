@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     });
     server.handle_client(now, five, &alloc);
     let Some(Command::BindRelay { relay, .. }) = server.poll_command() else { panic!("no bind") };
-    server.handle_relay_bound(now, relay, Ok(RelayBound { addr: "192.0.2.2:50000".parse().unwrap(), reserved_port: None }));
+    server.handle_relay_bound(now, relay, Ok(RelayBound { addr: "192.0.2.2:50000".parse().unwrap(), additional: None, reserved_port: None }));
     let bind = request(&server, now, &five, Method::CHANNEL_BIND, 2, |w| {
         w.push(AttrType::CHANNEL_NUMBER, &[0x40, 0, 0, 0]);
         w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
