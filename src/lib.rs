@@ -6,6 +6,7 @@
 //! `Settings`.
 
 pub mod cli;
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod io;

@@ -71,7 +71,6 @@ const PORT: u16 = 3478;
 const PORT_ALLOW: u16 = 3479;
 const USER: &str = "u";
 const PASS: &str = "p";
-const REALM: &str = "tern";
 /// Namespace names start with this, then the test's PID.
 const NS_PREFIX: &str = "ternsec";
 /// The port every listener binds.

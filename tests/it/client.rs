@@ -1,217 +1,101 @@
-//! A small blocking TURN client over UDP or TCP for tests that need exact
-//! control of what is sent (security, quotas, hostile input). The interop
-//! tests use clients others wrote; this one builds messages with tern's
-//! codec, which the RFC 5769 vectors check independently.
+//! The library's blocking TURN client (`tern::client`) with the test user,
+//! and error responses as plain codes so tests can `assert_eq!(.., Err(403))`.
+//! The interop tests use clients others wrote; this one builds messages with
+//! tern's codec, which the RFC 5769 vectors check independently.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use tern::proto::auth::LongTermKey;
-use tern::proto::stun::{
-    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId, decode_error_code,
-    decode_xor_addr,
-};
+use tern::client::Error;
+use tern::proto::stun::{MessageWriter, Method};
 
-use crate::harness::{IO_TIMEOUT, PASS, REALM, USER, random_tid};
+use crate::harness::{IO_TIMEOUT, PASS, USER};
 
+/// How the client reaches the server.
 pub(crate) enum Link {
-    Udp(UdpSocket, SocketAddr),
-    Tcp(TcpStream, Vec<u8>),
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
 }
 
 impl Link {
     pub(crate) fn udp(server: SocketAddr) -> Self {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        Self::Udp(s, server)
+        Self::Udp(server)
     }
 
-    /// A UDP socket of the server address's family on loopback.
+    /// A UDP socket of the server address's family (the same as `udp`).
     pub(crate) fn udp_any(server: SocketAddr) -> Self {
-        let bind = if server.is_ipv6() {
-            "[::1]:0"
-        } else {
-            "127.0.0.1:0"
-        };
-        let s = UdpSocket::bind(bind).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        Self::Udp(s, server)
+        Self::Udp(server)
     }
 
     pub(crate) fn tcp(server: SocketAddr) -> Self {
-        let s = TcpStream::connect_timeout(&server, IO_TIMEOUT).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        Self::Tcp(s, Vec::new())
-    }
-
-    pub(crate) fn send(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Udp(s, to) => {
-                s.send_to(bytes, *to).unwrap();
-            }
-            Self::Tcp(s, _) => s.write_all(bytes).unwrap(),
-        }
-    }
-
-    /// One datagram or one frame; `None` on timeout.
-    pub(crate) fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
-        match self {
-            Self::Udp(s, _) => {
-                s.set_read_timeout(Some(timeout)).unwrap();
-                let mut buf = vec![0u8; 65_536];
-                let (n, _) = s.recv_from(&mut buf).ok()?;
-                buf.truncate(n);
-                Some(buf)
-            }
-            Self::Tcp(s, pending) => {
-                s.set_read_timeout(Some(timeout)).unwrap();
-                loop {
-                    if let Ok(Some(len)) = tern::proto::framing::frame_len(pending, 65_600)
-                        && pending.len() >= len
-                    {
-                        return Some(pending.drain(..len).collect());
-                    }
-                    let mut buf = [0u8; 4096];
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return None,
-                        Ok(n) => pending.extend_from_slice(&buf[..n]),
-                    }
-                }
-            }
-        }
+        Self::Tcp(server)
     }
 }
 
-/// A TURN client with long-term credentials.
-pub(crate) struct Client {
-    pub(crate) link: Link,
-    user: String,
-    key: LongTermKey,
-    nonce: Vec<u8>,
-}
+pub(crate) struct Client(tern::client::Client);
 
-/// A response: success, or an error code.
-pub(crate) type Reply = Result<Vec<u8>, u16>;
+/// The error code of an error response; anything else fails the test.
+fn code(e: Error) -> u16 {
+    e.code().unwrap_or_else(|| panic!("{e}"))
+}
 
 impl Client {
     pub(crate) fn new(link: Link) -> Self {
-        Self::with_credentials(link, USER, PASS)
+        Self(match link {
+            Link::Udp(server) => {
+                let bind = if server.is_ipv6() {
+                    "[::1]:0"
+                } else {
+                    "127.0.0.1:0"
+                };
+                tern::client::Client::udp(UdpSocket::bind(bind).unwrap(), server, USER, PASS)
+            }
+            Link::Tcp(server) => {
+                let s = TcpStream::connect_timeout(&server, IO_TIMEOUT).unwrap();
+                tern::client::Client::tcp(s, USER, PASS)
+            }
+        })
     }
 
-    pub(crate) fn with_credentials(link: Link, user: &str, pass: &str) -> Self {
-        Self {
-            link,
-            user: user.to_owned(),
-            key: LongTermKey::derive(user, REALM, pass),
-            nonce: Vec::new(),
-        }
-    }
-
-    /// Sends an authenticated request (doing the 401/438 dance) and returns
-    /// the final reply.
+    /// An authenticated request; `Err` is the error code.
     pub(crate) fn request(
         &mut self,
         method: Method,
         attrs: impl Fn(&mut MessageWriter<'_>),
-    ) -> Reply {
-        for _ in 0..3 {
-            let tid = TransactionId(random_tid());
-            let mut out = Vec::new();
-            let mut w = MessageWriter::new(&mut out, MessageType::new(method, Class::Request), tid);
-            attrs(&mut w);
-            if !self.nonce.is_empty() {
-                w.push(AttrType::USERNAME, self.user.as_bytes());
-                w.push(AttrType::REALM, REALM.as_bytes());
-                w.push(AttrType::NONCE, &self.nonce);
-                w.push_integrity(&self.key.0);
-            }
-            w.push_fingerprint();
-            self.link.send(&out);
-            let resp = loop {
-                let r = self
-                    .link
-                    .recv(IO_TIMEOUT)
-                    .expect("no response from the server");
-                let m = Message::parse(&r).expect("response parses");
-                if m.transaction_id() == tid {
-                    break r;
-                }
-            };
-            let m = Message::parse(&resp).unwrap();
-            if m.message_type().class == Class::Success {
-                return Ok(resp);
-            }
-            let code = decode_error_code(m.get(AttrType::ERROR_CODE).unwrap())
-                .unwrap()
-                .0;
-            if (code == 401 && self.nonce.is_empty()) || code == 438 {
-                self.nonce = m.get(AttrType::NONCE).expect("NONCE in 401/438").to_vec();
-                continue;
-            }
-            return Err(code);
-        }
-        panic!("authentication loop did not settle");
+    ) -> Result<Vec<u8>, u16> {
+        self.0.request(method, &attrs).map_err(code)
+    }
+
+    pub(crate) fn binding(&mut self) -> SocketAddr {
+        self.0.binding().unwrap_or_else(|e| panic!("Binding: {e}"))
     }
 
     pub(crate) fn allocate(&mut self) -> Result<SocketAddr, u16> {
-        let r = self.request(Method::ALLOCATE, |w| {
-            w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-        })?;
-        let m = Message::parse(&r).unwrap();
-        Ok(decode_xor_addr(
-            m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
-            &m.transaction_id(),
-        )
-        .unwrap())
+        self.0.allocate().map_err(code)
     }
 
     pub(crate) fn create_permission(&mut self, peer: SocketAddr) -> Result<(), u16> {
-        self.request(Method::CREATE_PERMISSION, |w| {
-            w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        })
-        .map(drop)
+        self.0.create_permission(peer).map_err(code)
     }
 
     pub(crate) fn channel_bind(&mut self, ch: u16, peer: SocketAddr) -> Result<(), u16> {
-        self.request(Method::CHANNEL_BIND, |w| {
-            w.push(AttrType::CHANNEL_NUMBER, &[(ch >> 8) as u8, ch as u8, 0, 0]);
-            w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        })
-        .map(drop)
+        self.0.channel_bind(ch, peer).map_err(code)
     }
 
     pub(crate) fn refresh(&mut self, lifetime: u32) -> Result<(), u16> {
-        self.request(Method::REFRESH, |w| {
-            w.push_u32(AttrType::LIFETIME, lifetime);
-        })
-        .map(drop)
+        self.0.refresh(lifetime).map_err(code)
     }
 
     pub(crate) fn send_indication(&mut self, peer: SocketAddr, data: &[u8]) {
-        let mut out = Vec::new();
-        let mut w = MessageWriter::new(
-            &mut out,
-            MessageType::new(Method::SEND, Class::Indication),
-            TransactionId(random_tid()),
-        );
-        w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        w.push(AttrType::DATA, data);
-        self.link.send(&out);
+        self.0.send_indication(peer, data).unwrap();
     }
 
-    /// ChannelData, padded to 4 bytes (required on TCP, harmless on UDP).
     pub(crate) fn channel_data(&mut self, ch: u16, data: &[u8]) {
-        let mut out = vec![
-            (ch >> 8) as u8,
-            ch as u8,
-            (data.len() >> 8) as u8,
-            data.len() as u8,
-        ];
-        out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        self.link.send(&out);
+        self.0.send_channel(ch, data).unwrap();
+    }
+
+    /// The next datagram or frame from the server.
+    pub(crate) fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        self.0.recv_frame(timeout).unwrap()
     }
 }

@@ -70,7 +70,7 @@ fn dual_allocation_over_ipv6_relays_to_an_ipv6_peer() {
     assert_eq!(&buf[..n], b"over six");
     assert_eq!(from, r[1], "sent from the IPv6 relayed address");
     peer.send_to(b"and back", from).unwrap();
-    let back = c.link.recv(IO_TIMEOUT).expect("ChannelData back");
+    let back = c.recv(IO_TIMEOUT).expect("ChannelData back");
     assert_eq!(&back[..4], &[0x40, 0x00, 0x00, 0x08]);
     assert_eq!(&back[4..12], b"and back");
 }
