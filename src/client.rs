@@ -112,11 +112,34 @@ pub fn binding(sock: &UdpSocket, server: SocketAddr, tries: u32) -> Option<Socke
     None
 }
 
-/// The client-server leg: a UDP socket, or a TCP stream carrying STUN and
+/// A byte stream to the server (TCP, or TLS over TCP) whose reads can time out.
+pub trait Stream: Read + Write + Send {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Stream for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+}
+
+/// The client-server leg: a UDP socket, or a stream carrying STUN and
 /// padded ChannelData frames (RFC 8656 §12.5).
 enum Transport {
-    Udp { sock: UdpSocket, server: SocketAddr },
-    Tcp { stream: TcpStream, buf: Vec<u8> },
+    Udp {
+        sock: UdpSocket,
+        server: SocketAddr,
+    },
+    Tcp {
+        stream: Box<dyn Stream>,
+        buf: Vec<u8>,
+    },
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -204,14 +227,13 @@ impl Client {
 
     /// A client over a connected TCP stream.
     pub fn tcp(stream: TcpStream, username: &str, password: &str) -> Self {
-        Self::new(
-            Transport::Tcp {
-                stream,
-                buf: Vec::new(),
-            },
-            username,
-            password,
-        )
+        Self::stream(Box::new(stream), username, password)
+    }
+
+    /// A client over any stream: TCP, or TLS (`turns:`) over TCP.
+    pub fn stream(stream: Box<dyn Stream>, username: &str, password: &str) -> Self {
+        let buf = Vec::new();
+        Self::new(Transport::Tcp { stream, buf }, username, password)
     }
 
     fn new(transport: Transport, username: &str, password: &str) -> Self {

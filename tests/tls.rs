@@ -291,6 +291,54 @@ fn binding_and_allocate_over_tls_with_alpn() {
 }
 
 #[test]
+fn relay_over_tls_send_data_and_channels_both_ways() {
+    let files = CertFiles::new();
+    let h = start(tls_settings(&files)).unwrap();
+    let tls = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
+    let mut c = tern::client::Client::stream(Box::new(tls), USER, PASS);
+    let relay = c.allocate().expect("Allocate over TLS");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut buf = [0u8; 1500];
+
+    // Send indication out, Data indication back.
+    c.create_permission(peer_addr).unwrap();
+    c.send_indication(peer_addr, b"via indication").unwrap();
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("peer gets the Send payload");
+    assert_eq!((&buf[..n], from), (&b"via indication"[..], relay));
+    peer.send_to(b"reply by data", relay).unwrap();
+    let got = c.recv_data(IO_TIMEOUT).unwrap();
+    assert_eq!(
+        got,
+        Some((
+            tern::client::Delivery::Data(peer_addr),
+            b"reply by data".to_vec()
+        ))
+    );
+
+    // ChannelData both ways; an odd length checks the stream padding.
+    c.channel_bind(0x4000, peer_addr).unwrap();
+    c.send_channel(0x4000, b"via channel").unwrap();
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("peer gets the ChannelData payload");
+    assert_eq!((&buf[..n], from), (&b"via channel"[..], relay));
+    for payload in [&b"odd"[..], b"four", b"and then some"] {
+        peer.send_to(payload, relay).unwrap();
+        let got = c.recv_data(IO_TIMEOUT).unwrap();
+        assert_eq!(
+            got,
+            Some((tern::client::Delivery::Channel(0x4000), payload.to_vec()))
+        );
+    }
+    c.refresh(0).unwrap();
+    h.shutdown();
+}
+
+#[test]
 fn sighup_reload_gives_new_connections_the_new_cert() {
     let files = CertFiles::new();
     let first = files.leaf();
