@@ -359,28 +359,13 @@ impl Worker {
         self.seed >> 16
     }
 
-    /// Client datagrams on listener `i`: recvmmsg batches (GRO segments
-    /// split), each datagram through the core, relayed payloads batched per
-    /// peer for GSO.
+    /// Client datagrams on listener `i`: each datagram (GRO segments split)
+    /// through the core, relayed payloads batched per peer for GSO.
     fn udp_readable(&mut self, i: usize) {
         let Some(&(_, local)) = self.udp.get(i) else {
             return;
         };
-        let Some(mut bufs) = self.rbufs.take() else {
-            return;
-        };
-        let mut drained = false;
-        for _ in 0..ROUNDS_PER_EVENT {
-            let n = match self.udp[i].0.recv(&mut bufs) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // ICMP errors and the like: not fatal, try the next batch.
-                Err(_) => continue,
-            };
+        self.read_batches(SockKey::Listener(i), UDP_BASE + i, |w, bufs, n| {
             let now = clock::now();
             for k in 0..n {
                 let meta = &bufs.meta[k];
@@ -393,12 +378,43 @@ impl Worker {
                     transport: Transport::Udp,
                 };
                 for d in bufs.datagrams(k) {
-                    self.handled += 1;
-                    let action = self.server.handle_client(now, five, d);
-                    self.client_action(action, d);
+                    w.handled += 1;
+                    let action = w.server.handle_client(now, five, d);
+                    w.client_action(action, d);
                 }
             }
-            self.drain();
+            w.drain();
+        });
+    }
+
+    /// Receives `recvmmsg` batches from one socket until it is empty or its
+    /// turn is over, handing each batch to `handle`; a socket still readable
+    /// after its turn goes on the ready list (`token`).
+    fn read_batches(
+        &mut self,
+        key: SockKey,
+        token: usize,
+        mut handle: impl FnMut(&mut Self, &RecvBufs, usize),
+    ) {
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
+            let Some(sock) = self.sock(key) else {
+                drained = true;
+                break;
+            };
+            let n = match sock.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
+                // Interrupted, or an ICMP error surfacing: not fatal, read on.
+                Err(_) => continue,
+            };
+            handle(self, &bufs, n);
             if n < BATCH_SIZE {
                 // A short batch emptied the queue; epoll (edge-triggered)
                 // reports the next arrival, so no extra recvmmsg for EAGAIN.
@@ -409,8 +425,13 @@ impl Worker {
         self.rbufs = Some(bufs);
         self.flush_batch();
         if !drained {
-            self.ready.push(UDP_BASE + i);
+            self.ready.push(token);
         }
+    }
+
+    /// The UDP socket a key names, if it still exists.
+    fn sock(&self, key: SockKey) -> Option<&Sock> {
+        sock_of(&self.udp, &self.relays, key)
     }
 
     /// Relays to a peer; `datagram` holds the bytes the action's range points into.
@@ -447,14 +468,7 @@ impl Worker {
         let Some((dest, bytes, segment)) = self.batch.take() else {
             return;
         };
-        let sock = match dest.sock {
-            SockKey::Listener(i) => self.udp.get(i).map(|(s, _)| s),
-            SockKey::Relay(key) => self
-                .relays
-                .get(key / 2)
-                .and_then(Option::as_ref)
-                .and_then(|r| r.socks[key % 2].as_ref()),
-        };
+        let sock = sock_of(&self.udp, &self.relays, dest.sock);
         if let Some(sock) = sock {
             sock.send(dest.to, dest.src_ip, bytes, segment);
         }
@@ -462,61 +476,29 @@ impl Worker {
 
     /// Peer datagrams on relay socket `key` (2 × slot + family).
     fn relay_readable(&mut self, key: usize) {
-        let (slot, fam) = (key / 2, key % 2);
-        let Some(Some(r)) = self.relays.get(slot) else {
+        let Some(Some(r)) = self.relays.get(key / 2) else {
             return;
         };
         let id = r.id;
-        let Some(mut bufs) = self.rbufs.take() else {
-            return;
-        };
-        let mut drained = false;
-        for _ in 0..ROUNDS_PER_EVENT {
-            let Some(Some(RelaySock {
-                socks: [v4, v6], ..
-            })) = self.relays.get(slot)
-            else {
-                break;
-            };
-            let Some(sock) = (if fam == 0 { v4 } else { v6 }) else {
-                break;
-            };
-            let n = match sock.recv(&mut bufs) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => continue,
-            };
+        self.read_batches(SockKey::Relay(key), RELAY_BASE + key, |w, bufs, n| {
             let now = Instant::now();
             for k in 0..n {
                 let peer = bufs.meta[k].addr;
                 for d in bufs.datagrams(k) {
-                    self.handled += 1;
+                    w.handled += 1;
                     // Copy behind the headroom so the core can write the
                     // ChannelData header or Data indication in place.
                     let end = HEADROOM + d.len();
-                    self.scratch[HEADROOM..end].copy_from_slice(d);
-                    let action =
-                        self.server
-                            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end);
+                    w.scratch[HEADROOM..end].copy_from_slice(d);
+                    let action = w
+                        .server
+                        .handle_peer(now, id, peer, &mut w.scratch, HEADROOM..end);
                     if let PeerAction::Forward { to, bytes } = action {
-                        self.forward_to_client(&to, bytes);
+                        w.forward_to_client(&to, bytes);
                     }
                 }
             }
-            if n < BATCH_SIZE {
-                drained = true;
-                break;
-            }
-        }
-        self.rbufs = Some(bufs);
-        self.flush_batch();
-        if !drained {
-            self.ready.push(RELAY_BASE + key);
-        }
+        });
     }
 
     /// Sends `self.scratch[bytes]` to a client: batched for UDP, queued for TCP.
@@ -771,6 +753,21 @@ impl Worker {
             tracing::debug!("closing idle TCP connection");
             self.close_conn(i);
         }
+    }
+}
+
+/// The UDP socket a key names among listeners and relays, if it still exists.
+fn sock_of<'a>(
+    udp: &'a [(Sock, SocketAddr)],
+    relays: &'a [Option<RelaySock>],
+    key: SockKey,
+) -> Option<&'a Sock> {
+    match key {
+        SockKey::Listener(i) => udp.get(i).map(|(s, _)| s),
+        SockKey::Relay(k) => relays
+            .get(k / 2)
+            .and_then(Option::as_ref)
+            .and_then(|r| r.socks[k % 2].as_ref()),
     }
 }
 
