@@ -46,6 +46,27 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "  udp:        {}", list(&s.udp_listen));
     let _ = writeln!(out, "  tcp:        {}", list(&s.tcp_listen));
+    match &s.tls {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "  tls:        {} (cert {})",
+                list(&t.listen),
+                t.cert.display()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  tls:        off");
+        }
+    }
+    if !s.proxy_protocol.listen.is_empty() {
+        let _ = writeln!(
+            out,
+            "  proxy:      PROXY protocol on {} from {} trusted range(s)",
+            list(&s.proxy_protocol.listen),
+            s.proxy_protocol.trusted.len()
+        );
+    }
     let _ = writeln!(
         out,
         "  relay:      {}{}",
@@ -56,6 +77,12 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
         .advertised_ip
         .map_or_else(|| "same as relay".to_owned(), |ip| ip.to_string());
     let _ = writeln!(out, "  advertised: {advertised}");
+    if let Some(ip6) = s.relay_ip6 {
+        let adv6 = s
+            .advertised_ip6
+            .map_or_else(|| "same".to_owned(), |ip| ip.to_string());
+        let _ = writeln!(out, "  relay ipv6: {ip6} (advertised: {adv6})");
+    }
     let _ = writeln!(
         out,
         "  ports:      {}-{} ({ports} ports)",
@@ -67,7 +94,11 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
     } else {
         s.workers.to_string()
     };
-    let _ = writeln!(out, "  workers:    {workers}");
+    let _ = writeln!(
+        out,
+        "  workers:    {workers}, coalescing {} µs",
+        s.coalesce.as_micros()
+    );
     let _ = writeln!(out, "  realm:      {}", p.realm);
     let (users, secrets) = (
         p.credentials.user_count(),
