@@ -91,3 +91,74 @@ fn key_prints_the_long_term_key() {
     let want = tern::proto::auth::LongTermKey::derive("bob", "r", "pw").to_hex();
     assert_eq!(text(&out.stdout).trim(), want);
 }
+
+/// The whole life of an allocation at trace level, with a static user, a
+/// REST secret, a wrong password and a REST credential: no password, REST
+/// secret, long-term key or REST password appears anywhere in the logs.
+#[test]
+fn serve_logs_never_contain_credentials() {
+    use std::net::UdpSocket;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    const PASSWORD: &str = "pw-4f9c2e-never-logged";
+    const SECRET: &str = "rest-secret-7d1a-never-logged";
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args([
+            "--listen",
+            &server.to_string(),
+            "--relay-address",
+            "127.0.0.1",
+            "--workers",
+            "1",
+        ])
+        .args([
+            "--user",
+            &format!("alice:{PASSWORD}"),
+            "--rest-secret",
+            SECRET,
+        ])
+        .args(["--log-level", "trace", "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readiness: a Binding is answered.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tern::client::binding(&sock, server, 1).is_none() {
+        assert!(Instant::now() < deadline, "server did not start");
+    }
+    let udp = || UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut c = tern::client::Client::udp(udp(), server, "alice", PASSWORD);
+    c.allocate().expect("allocate");
+    c.refresh(0).expect("delete");
+    let mut wrong = tern::client::Client::udp(udp(), server, "alice", "not-the-password");
+    assert_eq!(wrong.allocate().err().and_then(|e| e.code()), Some(401));
+    let user = format!("{}:bob", 4_000_000_000u64);
+    let rest_pw = tern::proto::auth::rest_password(SECRET.as_bytes(), &user);
+    let mut rest = tern::client::Client::udp(udp(), server, &user, &rest_pw);
+    rest.allocate().expect("REST allocate");
+    // SIGTERM, then read everything the server wrote.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let logs = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        logs.contains("allocation created"),
+        "trace logs were captured: {logs}"
+    );
+    let key = tern::proto::auth::LongTermKey::derive("alice", "tern", PASSWORD).to_hex();
+    for secret in [PASSWORD, SECRET, key.as_str(), rest_pw.as_str()] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+}
