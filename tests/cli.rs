@@ -109,7 +109,7 @@ fn serve_logs_never_contain_credentials() {
         .unwrap()
         .port();
     let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
         .args([
             "--listen",
             &server.to_string(),
