@@ -40,14 +40,38 @@ fn json_field(line: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} missing in {line}"))
 }
 
+/// Runs `tern load --json --user load:pw --server ADDR ARGS...` against a
+/// fresh tern with relay ports `ports`; returns the JSON summary line.
+fn run_load(ports: std::ops::RangeInclusive<u16>, args: &[&str]) -> String {
+    let server = start_tern(ports);
+    let addr = server.udp_addrs()[0].to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["load", "--json", "--user", "load:pw", "--server", &addr])
+        .args(args)
+        .output()
+        .expect("run tern load");
+    server.shutdown();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tern load failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().last().expect("a JSON line").to_owned()
+}
+
 #[test]
 fn load_delivers_everything_at_a_low_rate() {
-    let server = start_tern(61_000..=61_099); // away from tests/it (50000..=59999)
-    let addr = server.udp_addrs()[0];
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["load", "--json", "--server", &addr.to_string()])
-        .args(["--user", "load:pw", "-n", "4", "-s", "100", "-b", "4"])
-        .args([
+    // Relay ports away from tests/it (50000..=59999).
+    let line = run_load(
+        61_000..=61_099,
+        &[
+            "-n",
+            "4",
+            "-s",
+            "100",
+            "-b",
+            "4",
             "-r",
             "2000",
             "-t",
@@ -56,44 +80,15 @@ fn load_delivers_everything_at_a_low_rate() {
             "both",
             "--drain-ms",
             "1000",
-        ])
-        .output()
-        .expect("run tern load");
-    server.shutdown();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tern load failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let line = stdout.lines().last().expect("a JSON line");
-    assert!(json_field(line, "delivered") > 0.0, "{line}");
-    assert_eq!(json_field(line, "loss_pct"), 0.0, "{line}");
-    assert!(json_field(line, "sent") >= 1000.0, "{line}");
+    assert!(json_field(&line, "delivered") > 0.0, "{line}");
+    assert_eq!(json_field(&line, "loss_pct"), 0.0, "{line}");
+    assert!(json_field(&line, "sent") >= 1000.0, "{line}");
 }
 
 #[test]
 fn allocate_only_reports_a_rate() {
-    let server = start_tern(61_100..=61_199);
-    let addr = server.udp_addrs()[0];
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args([
-            "load",
-            "--json",
-            "--allocate-only",
-            "--server",
-            &addr.to_string(),
-        ])
-        .args(["--user", "load:pw", "-n", "50"])
-        .output()
-        .expect("run tern load");
-    server.shutdown();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tern load failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().expect("a JSON line");
-    assert!(json_field(line, "allocate_per_s") > 0.0, "{line}");
+    let line = run_load(61_100..=61_199, &["--allocate-only", "-n", "50"]);
+    assert!(json_field(&line, "allocate_per_s") > 0.0, "{line}");
 }

@@ -2,15 +2,10 @@ use super::*;
 use crate::proto::auth::rest_password;
 
 fn unauthenticated_allocate(t: &mut TestServer) -> Vec<u8> {
-    let tid = t.tid();
-    let mut out = Vec::new();
-    let mut w = MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::ALLOCATE, Class::Request),
-        tid,
-    );
-    w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-    out
+    t.message(Method::ALLOCATE, Class::Request, |w| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    })
+    .1
 }
 
 #[test]
@@ -52,15 +47,10 @@ fn wrong_password_is_401_unknown_user_is_401() {
 #[test]
 fn missing_username_with_integrity_is_400() {
     let mut t = TestServer::new();
-    let tid = t.tid();
-    let mut out = Vec::new();
-    let mut w = MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::ALLOCATE, Class::Request),
-        tid,
-    );
-    w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-    w.push_integrity(&[0; 16]);
+    let (_, out) = t.message(Method::ALLOCATE, Class::Request, |w| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push_integrity(&[0; 16]);
+    });
     assert_eq!(error_code(&t.request(client(), &out)), 400);
 }
 
@@ -90,20 +80,10 @@ fn stale_nonce_is_438_with_a_fresh_nonce() {
         client: addr("198.51.100.99:1"),
         ..c
     };
-    let nonce = t.nonce(&c);
-    let tid = t.tid();
-    let key = LongTermKey::derive(USER, REALM, PASS);
-    let mut out = Vec::new();
-    let mut w = MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::ALLOCATE, Class::Request),
-        tid,
-    );
-    w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
-    w.push(AttrType::USERNAME, USER.as_bytes());
-    w.push(AttrType::REALM, REALM.as_bytes());
-    w.push(AttrType::NONCE, &nonce);
-    w.push_integrity(&key.0);
+    // A request authenticated with a nonce issued to `c`, sent from `other`.
+    let (_, out) = t.authed(&c, Method::ALLOCATE, USER, PASS, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
     assert_eq!(error_code(&t.request(other, &out)), 438);
 }
 
@@ -149,13 +129,7 @@ fn unknown_comprehension_required_attribute_is_420_with_the_list() {
 #[test]
 fn binding_returns_xor_mapped_address_and_fingerprint() {
     let mut t = TestServer::new();
-    let tid = t.tid();
-    let mut out = Vec::new();
-    MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::BINDING, Class::Request),
-        tid,
-    );
+    let (tid, out) = t.message(Method::BINDING, Class::Request, |_| {});
     let resp = t.request(client(), &out);
     let m = expect_success(&resp, Method::BINDING);
     assert_eq!(m.transaction_id(), tid);
@@ -173,13 +147,7 @@ fn binding_returns_xor_mapped_address_and_fingerprint() {
 #[test]
 fn software_only_when_configured() {
     let mut t = TestServer::with(|c| c.software = Some("tern".into()));
-    let tid = t.tid();
-    let mut out = Vec::new();
-    MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::BINDING, Class::Request),
-        tid,
-    );
+    let (_, out) = t.message(Method::BINDING, Class::Request, |_| {});
     let resp = t.request(client(), &out);
     assert_eq!(
         Message::parse(&resp).unwrap().get(AttrType::SOFTWARE),
@@ -203,15 +171,10 @@ fn garbage_stray_responses_and_bad_indications_get_no_answer() {
         assert!(out.is_empty());
     }
     // A Send indication without an allocation.
-    let tid = t.tid();
-    let mut out = Vec::new();
-    let mut w = MessageWriter::new(
-        &mut out,
-        MessageType::new(Method::SEND, Class::Indication),
-        tid,
-    );
-    w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, addr("8.8.8.8:1"));
-    w.push(AttrType::DATA, b"x");
+    let (_, out) = t.message(Method::SEND, Class::Indication, |w| {
+        w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, addr("8.8.8.8:1"));
+        w.push(AttrType::DATA, b"x");
+    });
     let (action, replies) = t.input(client(), &out);
     assert_eq!(action, ClientAction::Dropped(DropReason::NoAllocation));
     assert!(replies.is_empty());

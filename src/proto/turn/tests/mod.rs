@@ -159,6 +159,24 @@ impl TestServer {
             .to_vec()
     }
 
+    /// Builds a message with a fresh transaction id and whatever `f`
+    /// writes (no authentication, no FINGERPRINT).
+    pub(super) fn message(
+        &mut self,
+        method: Method,
+        class: Class,
+        f: impl FnOnce(&mut MessageWriter<'_>),
+    ) -> (TransactionId, Vec<u8>) {
+        let tid = self.tid();
+        let mut out = Vec::new();
+        f(&mut MessageWriter::new(
+            &mut out,
+            MessageType::new(method, class),
+            tid,
+        ));
+        (tid, out)
+    }
+
     /// Builds an authenticated request for `user`/`pass`.
     pub(super) fn authed(
         &mut self,

@@ -64,16 +64,11 @@ fn send_indication_and_data_indication() {
     let id = t.bound[0];
     let peer = addr("8.8.8.8:5000");
     let send = |t: &mut TestServer, peer: SocketAddr| {
-        let tid = t.tid();
-        let mut out = Vec::new();
-        let mut w = MessageWriter::new(
-            &mut out,
-            MessageType::new(Method::SEND, Class::Indication),
-            tid,
-        );
-        w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-        w.push(AttrType::DATA, b"hello");
-        out
+        t.message(Method::SEND, Class::Indication, |w| {
+            w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
+            w.push(AttrType::DATA, b"hello");
+        })
+        .1
     };
     // No permission yet: dropped.
     let ind = send(&mut t, peer);
