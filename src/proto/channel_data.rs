@@ -14,6 +14,13 @@ impl ChannelNumber {
     pub const MIN: u16 = 0x4000;
     pub const MAX: u16 = 0x7FFF;
 
+    /// ```
+    /// use tern::proto::channel_data::ChannelNumber;
+    ///
+    /// assert!(ChannelNumber::new(0x4000).is_some());
+    /// assert!(ChannelNumber::new(0x7FFF).is_some());
+    /// assert!(ChannelNumber::new(0x3FFF).is_none() && ChannelNumber::new(0x8000).is_none());
+    /// ```
     pub fn new(n: u16) -> Option<Self> {
         (Self::MIN..=Self::MAX).contains(&n).then_some(Self(n))
     }

@@ -25,6 +25,16 @@ impl fmt::Debug for LongTermKey {
 }
 
 impl LongTermKey {
+    /// MD5("username:realm:password"), as `tern key` prints it for
+    /// `auth.users[].key` (the same value as coturn's `turnadmin -k`):
+    ///
+    /// ```
+    /// use tern::proto::auth::LongTermKey;
+    ///
+    /// let key = LongTermKey::derive("alice", "tern", "secret");
+    /// assert_eq!(key.to_hex().len(), 32);
+    /// assert_eq!(LongTermKey::from_hex(&key.to_hex()), Some(key));
+    /// ```
     pub fn derive(username: &str, realm: &str, password: &str) -> Self {
         let mut h = Md5::new();
         h.update(username.as_bytes());

@@ -30,6 +30,17 @@ impl<'a> RestUsername<'a> {
 }
 
 /// base64(HMAC-SHA1(secret, username)).
+///
+/// What a backend hands a browser for tern's `rest_secrets`:
+///
+/// ```
+/// use tern::proto::auth::{RestUsername, rest_password};
+///
+/// let username = "1767225600:alice"; // expiry (Unix seconds) : user
+/// let credential = rest_password(b"s3cret", username);
+/// assert_eq!(credential.len(), 28); // base64 of a 20-byte HMAC-SHA1
+/// assert_eq!(RestUsername::parse(username).unwrap().expiry, 1_767_225_600);
+/// ```
 pub fn rest_password(secret: &[u8], username: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let tag = hmac::sign(&key, username.as_bytes());
