@@ -10,15 +10,9 @@ fn allocate_success_carries_relay_mapped_lifetime_and_integrity() {
     });
     let resp = t.request(c, &req);
     let m = expect_success(&resp, Method::ALLOCATE);
-    let tid = m.transaction_id();
-    let mapped =
-        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_MAPPED_ADDRESS).unwrap(), &tid)
-            .unwrap();
+    let mapped = xor_attr(&m, AttrType::XOR_MAPPED_ADDRESS);
     assert_eq!(mapped, c.client);
-    assert_eq!(
-        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
-        Ok(600)
-    );
+    assert_eq!(lifetime(&m), 600);
     assert!(
         m.check_integrity(&LongTermKey::derive(USER, REALM, PASS).0)
             .is_ok()
@@ -134,16 +128,10 @@ fn lifetime_is_capped_and_defaulted() {
     });
     let resp = t.request(c, &r);
     let m = expect_success(&resp, Method::ALLOCATE);
-    assert_eq!(
-        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
-        Ok(3600)
-    );
+    assert_eq!(lifetime(&m), 3600);
     let resp = t.refresh(c, Some(100));
     let m = expect_success(&resp, Method::REFRESH);
-    assert_eq!(
-        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
-        Ok(100)
-    );
+    assert_eq!(lifetime(&m), 100);
     assert_eq!(t.server.poll_timeout(), Some(t.now.mono + REPLAY_WINDOW));
 }
 
@@ -175,10 +163,7 @@ fn refresh_zero_deletes_at_once_and_nothing_is_relayed_after() {
     });
     let resp = t.request(c, &r);
     let m = expect_success(&resp, Method::REFRESH);
-    assert_eq!(
-        crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).unwrap()),
-        Ok(0)
-    );
+    assert_eq!(lifetime(&m), 0);
     assert_eq!(t.released, vec![id]);
     assert!(t.peer_sends(id, peer, b"hi").is_none());
     let (action, _) = t.input(c, &[0x40, 0x00, 0x00, 0x02, b'h', b'i', 0, 0]);
@@ -197,10 +182,7 @@ fn even_port_reservation_token_claims_the_next_port() {
     });
     let resp = t.request(c, &r);
     let m = expect_success(&resp, Method::ALLOCATE);
-    let tid = m.transaction_id();
-    let relay =
-        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
-            .unwrap();
+    let relay = xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS);
     let token = m
         .get(AttrType::RESERVATION_TOKEN)
         .expect("RESERVATION-TOKEN")
@@ -215,10 +197,7 @@ fn even_port_reservation_token_claims_the_next_port() {
     });
     let resp = t.request(c2, &r);
     let m = expect_success(&resp, Method::ALLOCATE);
-    let tid = m.transaction_id();
-    let relay2 =
-        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
-            .unwrap();
+    let relay2 = xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS);
     assert_eq!(relay2.port(), relay.port() + 1);
     // The token is single-use.
     let c3 = FiveTuple {

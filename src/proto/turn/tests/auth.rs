@@ -133,9 +133,7 @@ fn binding_returns_xor_mapped_address_and_fingerprint() {
     let resp = t.request(client(), &out);
     let m = expect_success(&resp, Method::BINDING);
     assert_eq!(m.transaction_id(), tid);
-    let mapped =
-        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_MAPPED_ADDRESS).unwrap(), &tid)
-            .unwrap();
+    let mapped = xor_attr(&m, AttrType::XOR_MAPPED_ADDRESS);
     assert_eq!(mapped, client().client);
     assert!(
         m.get(AttrType::SOFTWARE).is_none(),

@@ -216,9 +216,7 @@ impl TestServer {
         });
         let resp = self.request(from, &req);
         let m = expect_success(&resp, Method::ALLOCATE);
-        let tid = m.transaction_id();
-        crate::proto::stun::decode_xor_addr(m.get(AttrType::XOR_RELAYED_ADDRESS).unwrap(), &tid)
-            .unwrap()
+        xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS)
     }
 
     pub(super) fn create_permission(&mut self, from: FiveTuple, peers: &[SocketAddr]) -> Vec<u8> {
@@ -278,6 +276,17 @@ pub(super) fn expect_success(resp: &[u8], method: Method) -> Message<'_> {
     assert_eq!(m.message_type(), MessageType::new(method, Class::Success));
     assert!(m.check_fingerprint().is_ok());
     m
+}
+
+/// The address in XOR address attribute `t` of a parsed message.
+pub(super) fn xor_attr(m: &Message<'_>, t: AttrType) -> SocketAddr {
+    let v = m.get(t).unwrap_or_else(|| panic!("{t:?} missing"));
+    crate::proto::stun::decode_xor_addr(v, &m.transaction_id()).unwrap()
+}
+
+/// The LIFETIME of a parsed response.
+pub(super) fn lifetime(m: &Message<'_>) -> u32 {
+    crate::proto::stun::decode_u32(m.get(AttrType::LIFETIME).expect("LIFETIME")).unwrap()
 }
 
 pub(super) fn error_code(resp: &[u8]) -> u16 {
