@@ -18,12 +18,8 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// UDP from a loopback socket of the server address's family.
     pub(crate) fn udp(server: SocketAddr) -> Self {
-        Self::Udp(server)
-    }
-
-    /// A UDP socket of the server address's family (the same as `udp`).
-    pub(crate) fn udp_any(server: SocketAddr) -> Self {
         Self::Udp(server)
     }
 

@@ -52,7 +52,7 @@ fn dual_allocation_over_ipv6_relays_to_an_ipv6_peer() {
     }
     let (server, addr) = dual_server(&["::1/128"]);
     assert!(addr.is_ipv6());
-    let mut c = Client::new(Link::udp_any(addr));
+    let mut c = Client::new(Link::udp(addr));
     let resp = allocate(&mut c, AttrType::ADDITIONAL_ADDRESS_FAMILY).expect("dual Allocate");
     let r = relayed(&resp);
     assert_eq!(r.len(), 2, "{r:?}");
@@ -81,7 +81,7 @@ fn ipv6_peer_policy_and_family_checks() {
         return;
     }
     let (_server, addr) = dual_server(&[]);
-    let mut c = Client::new(Link::udp_any(addr));
+    let mut c = Client::new(Link::udp(addr));
     let resp = allocate(&mut c, AttrType::REQUESTED_ADDRESS_FAMILY).expect("IPv6 Allocate");
     let r = relayed(&resp);
     assert!(r.len() == 1 && r[0].is_ipv6(), "{r:?}");
@@ -117,7 +117,7 @@ fn without_an_ipv6_relay_ipv6_is_440_and_dual_degrades_to_ipv4() {
     let mut s = settings_default_policy();
     s.udp_listen = vec!["[::1]:0".parse().unwrap()];
     let server = TestServer::with(s);
-    let mut c = Client::new(Link::udp_any(server.udp));
+    let mut c = Client::new(Link::udp(server.udp));
     assert_eq!(
         allocate(&mut c, AttrType::REQUESTED_ADDRESS_FAMILY).err(),
         Some(440)
