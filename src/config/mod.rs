@@ -11,6 +11,7 @@
 //! which is the embedded default (`FileConfig::embedded`) and, with
 //! `config/examples/*.toml`, is loaded by the tests.
 
+pub mod coturn;
 mod error;
 mod resolve;
 

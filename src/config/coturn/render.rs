@@ -1,0 +1,607 @@
+//! The collected coturn options → tern.toml text, one commented key per
+//! value that differs from tern's default, plus report entries for values
+//! that have no tern equivalent (quota 0 = unlimited, a second relay
+//! address of one family, …).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use super::Skipped;
+use super::options::{At, Cred, Opts};
+use super::ranges::{self, Range};
+
+/// TOML text under construction.
+struct Out {
+    text: String,
+    section: Option<&'static str>,
+}
+
+impl Out {
+    /// Starts `[name]` before its first key or comment.
+    fn section(&mut self, name: &'static str) {
+        self.section = Some(name);
+    }
+
+    fn open(&mut self) {
+        if let Some(name) = self.section.take() {
+            let _ = write!(self.text, "\n[{name}]\n");
+        }
+    }
+
+    fn comment(&mut self, text: &str) {
+        self.open();
+        for line in text.lines() {
+            let _ = writeln!(self.text, "# {line}");
+        }
+    }
+
+    fn key(&mut self, comment: &str, key: &str, value: &str) {
+        self.comment(comment);
+        let _ = writeln!(self.text, "{key} = {value}");
+    }
+}
+
+fn string(v: &str) -> String {
+    toml::Value::String(v.to_owned()).to_string()
+}
+
+fn array(items: &[String]) -> String {
+    let one = format!("[{}]", items.join(", "));
+    if one.len() <= 80 {
+        return one;
+    }
+    let mut s = "[\n".to_owned();
+    for i in items {
+        let _ = writeln!(s, "  {i},");
+    }
+    s.push(']');
+    s
+}
+
+fn lines<T>(items: &[At<T>]) -> String {
+    let nos: Vec<String> = items.iter().map(|(no, _)| no.to_string()).collect();
+    match nos.len() {
+        1 => format!("line {}", nos[0]),
+        _ => format!("lines {}", nos.join(", ")),
+    }
+}
+
+fn skip(skipped: &mut Vec<Skipped>, line: usize, key: &str, why: impl Into<String>) {
+    skipped.push(Skipped {
+        line,
+        key: key.to_owned(),
+        why: why.into(),
+    });
+}
+
+/// Writes the whole file; returns it and whether it holds secrets.
+pub(super) fn render(o: &Opts, source: &str, skipped: &mut Vec<Skipped>) -> (String, bool) {
+    let mut out = Out {
+        text: format!(
+            "# tern.toml imported from the coturn config {source} by `tern import-coturn`.\n\
+             # Only values that differ from tern's defaults are set; every key and its\n\
+             # default is documented in tern's config/tern.toml. coturn options that\n\
+             # could not be carried over were reported on stderr. Check this file with\n\
+             #     tern check-config --config THIS_FILE\n"
+        ),
+        section: None,
+    };
+    let listen_ips = server(&mut out, o, skipped);
+    relay(&mut out, o, skipped);
+    let has_secrets = auth(&mut out, o, skipped);
+    allocation_and_limits(&mut out, o, skipped);
+    peers(&mut out, o);
+    tls(&mut out, o, &listen_ips, skipped);
+    if let Some(no) = o.debug_log {
+        out.section("log");
+        out.key(
+            &format!("coturn Verbose (line {no})."),
+            "level",
+            &string("debug"),
+        );
+    }
+    if !o.equivalent.is_empty() {
+        out.text.push_str(
+            "\n# coturn options that need nothing here, since tern already behaves so:\n",
+        );
+        for (no, (key, why)) in &o.equivalent {
+            let _ = writeln!(out.text, "#   {key} (line {no}): {why}");
+        }
+    }
+    (out.text, has_secrets)
+}
+
+/// `[server]`; returns the listen IPs (for TLS).
+fn server(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) -> Vec<IpAddr> {
+    out.section("server");
+    let port = o.listening_port.map_or(3478, |(_, p)| p);
+    let port_note = match o.listening_port {
+        Some((no, p)) => format!(" and listening-port {p} (line {no})"),
+        None => String::new(),
+    };
+    let ips: Vec<IpAddr> = if o.listening_ips.is_empty() {
+        vec![IpAddr::from([0, 0, 0, 0])]
+    } else {
+        o.listening_ips.iter().map(|(_, ip)| *ip).collect()
+    };
+    let listen: Vec<String> = ips
+        .iter()
+        .map(|ip| string(&SocketAddr::new(*ip, port).to_string()))
+        .collect();
+    let comment = if o.listening_ips.is_empty() {
+        format!(
+            "coturn listened on every address{port_note}; 0.0.0.0 covers IPv4.\n\
+             Add \"[::]:{port}\" to serve IPv6 clients too."
+        )
+    } else {
+        format!(
+            "coturn listening-ip ({}){port_note}.",
+            lines(&o.listening_ips)
+        )
+    };
+    if o.listening_ips.is_empty() && o.listening_port.is_none() {
+        out.comment(&comment);
+    } else {
+        out.key(&comment, "listen", &array(&listen));
+    }
+    match (o.no_udp, o.no_tcp) {
+        (Some(u), Some(_)) => skip(
+            skipped,
+            u,
+            "no-udp",
+            "tern needs UDP or TCP on server.listen besides TLS; UDP is kept on",
+        ),
+        (Some(u), None) => out.key(&format!("coturn no-udp (line {u})."), "udp", "false"),
+        (None, Some(t)) => out.key(&format!("coturn no-tcp (line {t})."), "tcp", "false"),
+        (None, None) => {}
+    }
+    if let Some((no, n)) = o.workers {
+        out.key(
+            &format!("coturn relay-threads (line {no}); 0 = one per CPU core."),
+            "workers",
+            &n.to_string(),
+        );
+    }
+    ips
+}
+
+/// The relay address of each family: relay-ip, else the private side of
+/// external-ip, else a specific listening-ip (coturn relays on the address
+/// the client reached).
+fn relay_addresses(o: &Opts, skipped: &mut Vec<Skipped>) -> [Option<At<IpAddr>>; 2] {
+    let mut by_family: [Option<At<IpAddr>>; 2] = [None, None];
+    for &(no, ip) in &o.relay_ips {
+        let slot = &mut by_family[usize::from(ip.is_ipv6())];
+        if ip.is_unspecified() {
+            skip(
+                skipped,
+                no,
+                "relay-ip",
+                "the unspecified address cannot be given to clients",
+            );
+        } else if slot.is_some() {
+            skip(
+                skipped,
+                no,
+                "relay-ip",
+                "tern relays on one address per family; this one is not used",
+            );
+        } else {
+            *slot = Some((no, ip));
+        }
+    }
+    if o.relay_ips.is_empty() {
+        let private = o
+            .external
+            .iter()
+            .filter_map(|(no, (_, p))| p.map(|p| (*no, p)));
+        let listening = o.listening_ips.iter().copied();
+        for (no, ip) in private.chain(listening) {
+            let slot = &mut by_family[usize::from(ip.is_ipv6())];
+            if slot.is_none() && !ip.is_unspecified() {
+                *slot = Some((no, ip));
+            }
+        }
+    }
+    by_family
+}
+
+/// `[relay]`.
+fn relay(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) {
+    out.section("relay");
+    let [v4, v6] = relay_addresses(o, skipped);
+    let note = |(no, _): At<IpAddr>| {
+        if o.relay_ips.is_empty() {
+            format!("coturn relayed on the address clients reached (line {no}).")
+        } else {
+            format!("coturn relay-ip (line {no}).")
+        }
+    };
+    // Which key holds each family's relay address.
+    let (key4, key6) = match (v4, v6) {
+        (Some(a), b) => {
+            out.key(&note(a), "address", &string(&a.1.to_string()));
+            if let Some(b) = b {
+                out.key(&note(b), "address6", &string(&b.1.to_string()));
+            }
+            (Some("advertised_address"), b.map(|_| "advertised_address6"))
+        }
+        (None, Some(b)) => {
+            out.key(&note(b), "address", &string(&b.1.to_string()));
+            (None, Some("advertised_address"))
+        }
+        (None, None) => {
+            out.comment(
+                "coturn chose relay addresses itself; tern's \"auto\" takes the host's\n\
+                 first non-loopback IPv4 address. Set address if that is not the one.",
+            );
+            (Some("advertised_address"), None)
+        }
+    };
+    external_ips(out, o, [(v4, key4), (v6, key6)], skipped);
+    if o.min_port.is_some() || o.max_port.is_some() {
+        let lo = o.min_port.map_or(49152, |(_, p)| p);
+        let hi = o.max_port.map_or(65535, |(_, p)| p);
+        let nos: Vec<At<()>> = [o.min_port, o.max_port]
+            .into_iter()
+            .flatten()
+            .map(|(no, _)| (no, ()))
+            .collect();
+        out.key(
+            &format!("coturn min-port/max-port ({}).", lines(&nos)),
+            "ports",
+            &string(&format!("{lo}-{hi}")),
+        );
+    }
+}
+
+/// external-ip → advertised_address(6): the first mapping of each family
+/// whose private side (if written) is that family's relay address.
+fn external_ips(
+    out: &mut Out,
+    o: &Opts,
+    families: [(Option<At<IpAddr>>, Option<&str>); 2],
+    skipped: &mut Vec<Skipped>,
+) {
+    let mut done = [false, false];
+    for &(no, (public, private)) in &o.external {
+        let fam = usize::from(public.is_ipv6());
+        let (relay, key) = families[fam];
+        let why = if done[fam] {
+            Some("tern gives clients one public address per family; this mapping is not used")
+        } else if public.is_loopback() || public.is_unspecified() {
+            Some("a loopback or unspecified public address cannot be given to clients")
+        } else if private.is_some_and(|p| p.is_ipv6() != public.is_ipv6()) {
+            Some("PUBLIC and PRIVATE are of different families")
+        } else if key.is_none() {
+            Some("there is no relay address of this family to map (set relay-ip)")
+        } else if private.is_some_and(|p| relay.is_some_and(|(_, r)| r != p)) {
+            Some("its PRIVATE address is not the relay address tern uses")
+        } else {
+            None
+        };
+        match (why, key) {
+            (None, Some(key)) => {
+                done[fam] = true;
+                out.key(
+                    &format!("coturn external-ip (line {no}): the public side of a 1:1 NAT."),
+                    key,
+                    &string(&public.to_string()),
+                );
+            }
+            (why, _) => skip(skipped, no, "external-ip", why.unwrap_or("not used")),
+        }
+    }
+}
+
+/// `[auth]`; returns whether secrets were written.
+fn auth(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) -> bool {
+    out.section("auth");
+    if let Some((no, realm)) = &o.realm {
+        out.key(
+            &format!("coturn realm (line {no})."),
+            "realm",
+            &string(realm),
+        );
+    } else if o.users.iter().any(|(_, (_, c))| matches!(c, Cred::Key(_))) {
+        out.comment(
+            "coturn had no realm; the 0x keys below were made with the realm\n\
+             coturn used, which must be set here as realm for them to work.",
+        );
+    }
+    if let Some((no, secs)) = o.stale_nonce {
+        if secs == 0 {
+            skip(
+                skipped,
+                no,
+                "stale-nonce",
+                "0 (unlimited) is not allowed; tern keeps 3600 s",
+            );
+        } else {
+            out.key(
+                &format!("coturn stale-nonce (line {no})."),
+                "nonce_lifetime_secs",
+                &secs.to_string(),
+            );
+        }
+    }
+    let mut users: Vec<&At<(String, Cred)>> = Vec::new();
+    for u in &o.users {
+        if let Some(i) = users.iter().position(|e| e.1.0 == u.1.0) {
+            let earlier = users.remove(i);
+            skip(
+                skipped,
+                earlier.0,
+                "user",
+                format!(
+                    "user {:?} is set again on line {}; the later one is used",
+                    u.1.0, u.0
+                ),
+            );
+        }
+        users.push(u);
+    }
+    if !users.is_empty() {
+        let entries: Vec<String> = users
+            .iter()
+            .map(|(_, (name, cred))| match cred {
+                Cred::Password(p) => format!(
+                    "{{ username = {}, password = {} }}",
+                    string(name),
+                    string(p)
+                ),
+                Cred::Key(k) => format!("{{ username = {}, key = {} }}", string(name), string(k)),
+            })
+            .collect();
+        let all: Vec<At<()>> = users.iter().map(|(no, _)| (*no, ())).collect();
+        out.key(
+            &format!(
+                "coturn user ({}); `0x` keys are written without the 0x.",
+                lines(&all)
+            ),
+            "users",
+            &format!("[\n  {},\n]", entries.join(",\n  ")),
+        );
+    }
+    rest_secrets(out, o, skipped);
+    !users.is_empty() || !o.secrets.is_empty()
+}
+
+fn rest_secrets(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) {
+    if o.secrets.is_empty() {
+        if let Some(no) = o.use_auth_secret {
+            skip(
+                skipped,
+                no,
+                "use-auth-secret",
+                "no static-auth-secret in the file (coturn read them from its database); \
+                 put them in auth.rest_secrets or TERN_REST_SECRET",
+            );
+        }
+        return;
+    }
+    let mut comment = format!(
+        "coturn static-auth-secret ({}). Any of them is accepted; consider\n\
+         TERN_REST_SECRET or --rest-secret instead of keeping secrets in this file.",
+        lines(&o.secrets)
+    );
+    if !o.users.is_empty() {
+        comment.push_str(
+            "\ncoturn with use-auth-secret checked REST credentials; tern accepts the\n\
+             static users above as well. Remove them if they were not meant to log in.",
+        );
+    }
+    let list: Vec<String> = o.secrets.iter().map(|(_, s)| string(s)).collect();
+    out.key(&comment, "rest_secrets", &array(&list));
+}
+
+/// `[allocation]` and `[limits]`.
+fn allocation_and_limits(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) {
+    out.section("allocation");
+    if let Some((no, secs)) = o.max_lifetime {
+        if secs == 0 {
+            skip(
+                skipped,
+                no,
+                "max-allocate-lifetime",
+                "0 is not a lifetime; tern keeps 3600 s",
+            );
+        } else {
+            let c = format!("coturn max-allocate-lifetime (line {no}).");
+            if secs < 600 {
+                out.key(&c, "default_lifetime_secs", &secs.to_string());
+            }
+            out.key(&c, "max_lifetime_secs", &secs.to_string());
+        }
+    }
+    out.section("limits");
+    let defaults = crate::config::LimitsSection::default();
+    for (quota, key, coturn, default) in [
+        (
+            o.total_quota,
+            "max_allocations",
+            "total-quota",
+            defaults.max_allocations,
+        ),
+        (
+            o.user_quota,
+            "max_allocations_per_user",
+            "user-quota",
+            defaults.max_allocations_per_user,
+        ),
+    ] {
+        match quota {
+            Some((no, 0)) => skip(
+                skipped,
+                no,
+                coturn,
+                format!(
+                    "0 (unlimited) has no tern equivalent; tern keeps limits.{key} = {default}"
+                ),
+            ),
+            Some((no, n)) => out.key(
+                &format!("coturn {coturn} (line {no})."),
+                key,
+                &n.to_string(),
+            ),
+            None => {}
+        }
+    }
+    if let Some((no, bps)) = o.max_bps.filter(|(_, b)| *b > 0) {
+        out.key(
+            &format!("coturn max-bps (line {no}): bytes per second per allocation and direction."),
+            "bandwidth_bytes_per_sec",
+            &bps.to_string(),
+        );
+    }
+}
+
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+const MULTICAST: [&str; 2] = ["224.0.0.0/3", "ff00::/8"];
+
+fn nets(cidrs: &[&str]) -> Vec<Range> {
+    // invariant: the constants above are valid CIDRs.
+    cidrs
+        .iter()
+        .map(|c| Range::of_net(c.parse().expect("CIDR")))
+        .collect()
+}
+
+/// `[peers]`: coturn's allowed-peer-ip beats denied-peer-ip, tern's deny
+/// beats allow, so deny = denied − allowed. Loopback stays denied in the
+/// allow list unless coturn allowed loopback peers, and multicast when
+/// coturn refused it.
+fn peers(out: &mut Out, o: &Opts) {
+    out.section("peers");
+    out.comment(
+        "tern denies loopback, private (RFC 1918), link-local, CGNAT, multicast and\n\
+         reserved peers by default. coturn allowed every peer it was not told to deny\n\
+         (loopback aside), so if clients relay to hosts on a private network, add\n\
+         its CIDR to allow, e.g. allow = [\"10.1.0.0/16\"].",
+    );
+    let allowed: Vec<Range> = o.allowed.iter().map(|(_, r)| *r).collect();
+    let mut closed = Vec::new();
+    if o.allow_loopback.is_none() {
+        closed.extend(nets(&LOOPBACK));
+    }
+    if o.no_multicast.is_some() {
+        closed.extend(nets(&MULTICAST));
+    }
+    let mut allow = ranges::subtract(&allowed, &closed);
+    if let Some(no) = o.allow_loopback {
+        allow.extend(nets(&LOOPBACK));
+        out.comment(&format!(
+            "coturn allow-loopback-peers (line {no}): clients may reach services on\n\
+             this host. Only for tests; remove 127.0.0.0/8 and ::1/128 in production."
+        ));
+    }
+    let denied: Vec<Range> = o.denied.iter().map(|(_, r)| *r).collect();
+    let deny = ranges::subtract(&denied, &allowed);
+    let show = |rs: &[Range]| -> Vec<String> {
+        ranges::cidr_list(rs)
+            .iter()
+            .map(|n| string(&n.to_string()))
+            .collect()
+    };
+    if !allow.is_empty() {
+        let note = if o.allowed.is_empty() {
+            String::new()
+        } else {
+            format!("coturn allowed-peer-ip ({}) as CIDRs.\n", lines(&o.allowed))
+        };
+        out.key(
+            &format!("{note}Opened despite the default deny."),
+            "allow",
+            &array(&show(&allow)),
+        );
+    }
+    if !deny.is_empty() {
+        out.key(
+            &format!(
+                "coturn denied-peer-ip ({}) as CIDRs, minus the allowed ones\n\
+                 (in coturn allowed beats denied; in tern deny beats allow).",
+                lines(&o.denied)
+            ),
+            "deny",
+            &array(&show(&deny)),
+        );
+    }
+    match o.no_multicast {
+        Some(no) => out.comment(&format!(
+            "coturn no-multicast-peers (line {no}): tern denies multicast by default."
+        )),
+        None => {
+            out.comment("coturn allowed multicast peers (no no-multicast-peers); tern denies them.")
+        }
+    }
+}
+
+/// `[tls]`: only with a certificate, as in coturn.
+fn tls(out: &mut Out, o: &Opts, listen_ips: &[IpAddr], skipped: &mut Vec<Skipped>) {
+    let port = o.tls_port.map_or(5349, |(_, p)| p);
+    let Some((cert_no, cert)) = &o.cert else {
+        if let Some((no, _)) = o.tls_port {
+            skip(
+                skipped,
+                no,
+                "tls-listening-port",
+                "no cert= is set, so there is no TLS to serve",
+            );
+        }
+        return;
+    };
+    if let Some(no) = o.no_tls {
+        out.section("tls");
+        out.comment(&format!(
+            "coturn no-tls (line {no}): no TLS listener; cert not used."
+        ));
+        return;
+    }
+    let tcp_port = o.listening_port.map_or(3478, |(_, p)| p);
+    if port == tcp_port && o.no_tcp.is_none() {
+        let no = o.tls_port.map_or(*cert_no, |(no, _)| no);
+        skip(
+            skipped,
+            no,
+            "tls-listening-port",
+            "equals listening-port; tern needs a separate TLS port (e.g. 5349), so TLS is off",
+        );
+        return;
+    }
+    out.section("tls");
+    let listen: Vec<String> = listen_ips
+        .iter()
+        .map(|ip| string(&SocketAddr::new(*ip, port).to_string()))
+        .collect();
+    let port_note = match o.tls_port {
+        Some((no, _)) => format!("tls-listening-port (line {no})"),
+        None => "the default tls-listening-port".to_owned(),
+    };
+    out.key(
+        &format!("coturn {port_note} on each listen address."),
+        "listen",
+        &array(&listen),
+    );
+    out.key(
+        &format!("coturn cert (line {cert_no})."),
+        "cert",
+        &string(cert),
+    );
+    let key = match &o.pkey {
+        Some((no, k)) => (format!("coturn pkey (line {no})."), k.as_str()),
+        None => (
+            "coturn had no pkey: the key is read from the cert file.".to_owned(),
+            cert.as_str(),
+        ),
+    };
+    out.key(&key.0, "key", &string(key.1));
+    if o.no_dtls.is_none() {
+        skip(
+            skipped,
+            *cert_no,
+            "dtls",
+            "coturn also served TURN over DTLS with this certificate; tern has no DTLS \
+             (UDP, TCP and TLS are carried over)",
+        );
+    }
+}
