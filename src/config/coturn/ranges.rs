@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use super::options::Opts;
+
 /// An inclusive interval of addresses of one family (IPv4 values are < 2³²).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Range {
@@ -143,6 +145,40 @@ pub(super) fn cidrs(r: Range) -> Vec<IpNet> {
 /// The minimal CIDR list for a set of ranges.
 pub(super) fn cidr_list(ranges: &[Range]) -> Vec<IpNet> {
     merge(ranges.to_vec()).into_iter().flat_map(cidrs).collect()
+}
+
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+/// coturn's no-multicast-peers: "224.0.0.0 and above, and FFXX:*".
+const MULTICAST: [&str; 2] = ["224.0.0.0/3", "ff00::/8"];
+
+fn nets(cidrs: &[&str]) -> Vec<Range> {
+    // invariant: the constants above are valid CIDRs.
+    cidrs
+        .iter()
+        .map(|c| Range::of_net(c.parse().expect("CIDR")))
+        .collect()
+}
+
+/// tern's (allow, deny) for coturn's peer options. coturn's allowed-peer-ip
+/// beats denied-peer-ip and tern's deny beats allow, so deny = denied −
+/// allowed. The allow list keeps loopback closed unless coturn allowed
+/// loopback peers (then it opens it whole), and multicast closed when
+/// coturn refused it: an allowed-peer-ip never opened those in coturn.
+pub(super) fn peer_lists(o: &Opts) -> (Vec<Range>, Vec<Range>) {
+    let allowed: Vec<Range> = o.allowed.iter().map(|(_, r)| *r).collect();
+    let mut closed = Vec::new();
+    if o.allow_loopback.is_none() {
+        closed.extend(nets(&LOOPBACK));
+    }
+    if o.no_multicast.is_some() {
+        closed.extend(nets(&MULTICAST));
+    }
+    let mut allow = subtract(&allowed, &closed);
+    if o.allow_loopback.is_some() {
+        allow.extend(nets(&LOOPBACK));
+    }
+    let denied: Vec<Range> = o.denied.iter().map(|(_, r)| *r).collect();
+    (allow, subtract(&denied, &allowed))
 }
 
 #[cfg(test)]

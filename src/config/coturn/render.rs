@@ -456,21 +456,7 @@ fn allocation_and_limits(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) {
     }
 }
 
-const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
-const MULTICAST: [&str; 2] = ["224.0.0.0/3", "ff00::/8"];
-
-fn nets(cidrs: &[&str]) -> Vec<Range> {
-    // invariant: the constants above are valid CIDRs.
-    cidrs
-        .iter()
-        .map(|c| Range::of_net(c.parse().expect("CIDR")))
-        .collect()
-}
-
-/// `[peers]`: coturn's allowed-peer-ip beats denied-peer-ip, tern's deny
-/// beats allow, so deny = denied − allowed. Loopback stays denied in the
-/// allow list unless coturn allowed loopback peers, and multicast when
-/// coturn refused it.
+/// `[peers]`: see `ranges::peer_lists` for how coturn's lists map.
 fn peers(out: &mut Out, o: &Opts) {
     out.section("peers");
     out.comment(
@@ -479,24 +465,13 @@ fn peers(out: &mut Out, o: &Opts) {
          (loopback aside), so if clients relay to hosts on a private network, add\n\
          its CIDR to allow, e.g. allow = [\"10.1.0.0/16\"].",
     );
-    let allowed: Vec<Range> = o.allowed.iter().map(|(_, r)| *r).collect();
-    let mut closed = Vec::new();
-    if o.allow_loopback.is_none() {
-        closed.extend(nets(&LOOPBACK));
-    }
-    if o.no_multicast.is_some() {
-        closed.extend(nets(&MULTICAST));
-    }
-    let mut allow = ranges::subtract(&allowed, &closed);
     if let Some(no) = o.allow_loopback {
-        allow.extend(nets(&LOOPBACK));
         out.comment(&format!(
             "coturn allow-loopback-peers (line {no}): clients may reach services on\n\
              this host. Only for tests; remove 127.0.0.0/8 and ::1/128 in production."
         ));
     }
-    let denied: Vec<Range> = o.denied.iter().map(|(_, r)| *r).collect();
-    let deny = ranges::subtract(&denied, &allowed);
+    let (allow, deny) = ranges::peer_lists(o);
     let show = |rs: &[Range]| -> Vec<String> {
         ranges::cidr_list(rs)
             .iter()
