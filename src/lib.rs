@@ -13,5 +13,6 @@ pub mod io;
 pub mod load;
 pub mod proto;
 pub mod secret;
+pub mod selfcheck;
 pub mod settings;
 pub mod telemetry;
