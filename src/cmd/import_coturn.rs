@@ -28,7 +28,7 @@ pub fn run(args: &ImportCoturnArgs) -> anyhow::Result<()> {
     let target = args
         .output
         .as_ref()
-        .map_or_else(|| "the output".to_owned(), |p| p.display().to_string());
+        .map_or_else(|| "FILE".to_owned(), |p| p.display().to_string());
     writeln!(
         err,
         "{} coturn option(s) not carried over; check the result with \

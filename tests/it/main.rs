@@ -15,9 +15,11 @@
 
 mod client;
 mod harness;
+mod import_coturn;
 mod interop_coturn;
 mod ipv6;
 mod relay_to_relay;
 mod security;
+mod selfcheck;
 mod stun_binding;
 mod turn_webrtc_rs;

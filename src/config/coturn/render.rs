@@ -549,11 +549,11 @@ fn tls(out: &mut Out, o: &Opts, listen_ips: &[IpAddr], skipped: &mut Vec<Skipped
         .map(|ip| string(&SocketAddr::new(*ip, port).to_string()))
         .collect();
     let port_note = match o.tls_port {
-        Some((no, _)) => format!("tls-listening-port (line {no})"),
-        None => "the default tls-listening-port".to_owned(),
+        Some((no, _)) => format!("coturn tls-listening-port (line {no})"),
+        None => "coturn's default TLS port".to_owned(),
     };
     out.key(
-        &format!("coturn {port_note} on each listen address."),
+        &format!("{port_note} on each listen address."),
         "listen",
         &array(&listen),
     );
