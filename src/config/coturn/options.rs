@@ -285,13 +285,13 @@ fn apply(o: &mut Opts, l: &Line) -> Result<(), String> {
 fn apply_network(o: &mut Opts, l: &Line) -> Result<bool, String> {
     let no = l.no;
     match l.key.as_str() {
-        "listening-ip" | "L" => o.listening_ips.push((no, ip(l)?)),
-        "relay-ip" | "E" => o.relay_ips.push((no, ip(l)?)),
-        "listening-port" | "p" => o.listening_port = Some((no, number(l)?)),
+        "listening-ip" => o.listening_ips.push((no, ip(l)?)),
+        "relay-ip" => o.relay_ips.push((no, ip(l)?)),
+        "listening-port" => o.listening_port = Some((no, number(l)?)),
         "tls-listening-port" => o.tls_port = Some((no, number(l)?)),
         "min-port" => o.min_port = Some((no, number(l)?)),
         "max-port" => o.max_port = Some((no, number(l)?)),
-        "external-ip" | "X" => o.external.push((no, external(l)?)),
+        "external-ip" => o.external.push((no, external(l)?)),
         "cert" => o.cert = Some((no, text(l)?)),
         "pkey" => o.pkey = Some((no, text(l)?)),
         "relay-threads" => o.workers = Some((no, number(l)?)),
@@ -299,7 +299,7 @@ fn apply_network(o: &mut Opts, l: &Line) -> Result<bool, String> {
         "no-tcp" => set_flag(&mut o.no_tcp, l)?,
         "no-tls" => set_flag(&mut o.no_tls, l)?,
         "no-dtls" => set_flag(&mut o.no_dtls, l)?,
-        "Verbose" | "V" => set_flag(&mut o.debug_log, l)?,
+        "Verbose" => set_flag(&mut o.debug_log, l)?,
         _ => return Ok(false),
     }
     Ok(true)
@@ -309,8 +309,8 @@ fn apply_network(o: &mut Opts, l: &Line) -> Result<bool, String> {
 fn apply_auth(o: &mut Opts, l: &Line) -> Result<bool, String> {
     let no = l.no;
     match l.key.as_str() {
-        "realm" | "r" => o.realm = Some((no, text(l)?)),
-        "user" | "u" => o.users.push((no, user(l)?)),
+        "realm" => o.realm = Some((no, text(l)?)),
+        "user" => o.users.push((no, user(l)?)),
         "static-auth-secret" => o.secrets.push((no, text(l)?)),
         "use-auth-secret" => set_flag(&mut o.use_auth_secret, l)?,
         "stale-nonce" => {
@@ -332,7 +332,7 @@ fn apply_limits(o: &mut Opts, l: &Line) -> Result<bool, String> {
     match l.key.as_str() {
         "user-quota" => o.user_quota = Some((no, number(l)?)),
         "total-quota" => o.total_quota = Some((no, number(l)?)),
-        "max-bps" | "s" => o.max_bps = Some((no, number(l)?)),
+        "max-bps" => o.max_bps = Some((no, number(l)?)),
         "denied-peer-ip" => o.denied.push((no, range(l)?)),
         "allowed-peer-ip" => o.allowed.push((no, range(l)?)),
         "allow-loopback-peers" => set_flag(&mut o.allow_loopback, l)?,
