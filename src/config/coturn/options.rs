@@ -309,7 +309,7 @@ fn apply_network(o: &mut Opts, l: &Line) -> Result<bool, String> {
 fn apply_auth(o: &mut Opts, l: &Line) -> Result<bool, String> {
     let no = l.no;
     match l.key.as_str() {
-        "realm" => o.realm = Some((no, text(l)?)),
+        "realm" => o.realm = Some((no, realm(l)?)),
         "user" => o.users.push((no, user(l)?)),
         "static-auth-secret" => o.secrets.push((no, text(l)?)),
         "use-auth-secret" => set_flag(&mut o.use_auth_secret, l)?,
@@ -414,6 +414,17 @@ fn user(l: &Line) -> Result<(String, Cred), String> {
         None => Cred::Password(secret.to_owned()),
     };
     Ok((name.to_owned(), cred))
+}
+
+/// A realm tern accepts (`auth.realm`: 1 to 127 characters without '"').
+fn realm(l: &Line) -> Result<String, String> {
+    let v = text(l)?;
+    if v.len() > 127 || v.contains('"') {
+        return Err(format!(
+            "{v:?} is not a usable realm (1 to 127 characters without '\"'); tern keeps \"tern\""
+        ));
+    }
+    Ok(v)
 }
 
 fn range(l: &Line) -> Result<Range, String> {

@@ -247,11 +247,26 @@ fn relay(out: &mut Out, o: &Opts, skipped: &mut Vec<Skipped>) {
             .flatten()
             .map(|(no, _)| (no, ()))
             .collect();
-        out.key(
-            &format!("coturn min-port/max-port ({}).", lines(&nos)),
-            "ports",
-            &string(&format!("{lo}-{hi}")),
-        );
+        let ports = format!("{lo}-{hi}");
+        match crate::config::parse_port_range(&ports) {
+            Ok(_) => out.key(
+                &format!("coturn min-port/max-port ({}).", lines(&nos)),
+                "ports",
+                &string(&ports),
+            ),
+            Err(expected) => {
+                for (no, _) in nos {
+                    skip(
+                        skipped,
+                        no,
+                        "min-port/max-port",
+                        format!(
+                            "{ports} is not a usable range ({expected}); tern keeps 49152-65535"
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

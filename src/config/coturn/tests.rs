@@ -230,3 +230,83 @@ fn debian_turnserver_conf_converts() {
         i.skipped
     );
 }
+
+#[test]
+fn unusable_port_ranges_and_realms_are_reported_not_written() {
+    let (f, i) = convert("min-port=50000\nmax-port=40000\nrealm=a\"b\n");
+    assert_eq!(f.relay.ports, "49152-65535");
+    assert_eq!(f.auth.realm, "tern");
+    assert_eq!(
+        skipped_keys(&i),
+        [
+            (1, "min-port/max-port"),
+            (2, "min-port/max-port"),
+            (3, "realm")
+        ]
+    );
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Option names tern maps (but cert/pkey), a few it reports, and one it
+    /// does not know.
+    const KEYS: &[&str] = &[
+        "listening-ip",
+        "listening-port",
+        "tls-listening-port",
+        "relay-ip",
+        "external-ip",
+        "min-port",
+        "max-port",
+        "realm",
+        "user",
+        "lt-cred-mech",
+        "use-auth-secret",
+        "static-auth-secret",
+        "user-quota",
+        "total-quota",
+        "max-bps",
+        "denied-peer-ip",
+        "allowed-peer-ip",
+        "no-multicast-peers",
+        "allow-loopback-peers",
+        "stale-nonce",
+        "no-udp",
+        "no-tcp",
+        "no-tls",
+        "prometheus",
+        "alternate-server",
+        "x",
+    ];
+
+    fn line() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            "[0-9]{1,6}",
+            "(10|127|203)\\.0\\.[0-9]{1,3}\\.[0-9]{1,3}(-10\\.0\\.0\\.[0-9])?",
+            "[0-9a-f:]{0,12}(/[0-9.]{1,9})?",
+            "[a-z:\"#= \\\\]{0,12}",
+        ];
+        (proptest::sample::select(KEYS), proptest::option::of(value)).prop_map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.to_owned(),
+        })
+    }
+
+    proptest! {
+        /// Whatever the input, the output is a file `tern check-config`
+        /// accepts: every value is escaped, every key is one tern knows, and
+        /// values tern would refuse are reported instead of written. (TLS
+        /// files are left out: they must exist to pass.)
+        #[test]
+        fn output_always_parses(lines in proptest::collection::vec(line(), 0..12)) {
+            let imported = import(&lines.join("\n"), "fuzz.conf");
+            let file = FileConfig::from_toml(&imported.toml, "out");
+            prop_assert!(file.is_ok(), "{}", imported.toml);
+            let resolved = file.unwrap().resolve(&Overrides::default(), [0; 32]);
+            prop_assert!(resolved.is_ok(), "{:?}\n{}", resolved.err(), imported.toml);
+        }
+    }
+}
