@@ -5,7 +5,7 @@
 //! `key value` or a bare flag (`lt-cred-mech`), `#` starting a comment line,
 //! and repeatable options (`user=`, `listening-ip=`, `denied-peer-ip=`…).
 //! Flags take an optional boolean (`0/off/no/false/f` is false). Lines are
-//! read in three steps: [`parse_lines`] splits them, `options::gather`
+//! read in three steps: `parse_lines` splits them, `options::gather`
 //! collects what tern can use (and reports the rest), `render` writes TOML
 //! with a comment naming the coturn line each value came from.
 //!
