@@ -5,12 +5,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::harness::{ChildGuard, IO_TIMEOUT, PASS, USER, relay_ports};
+use crate::harness::{
+    ChildGuard, IO_TIMEOUT, PASS, USER, binding_request, relay_ports, require_tool,
+};
 use crate::turn_webrtc_rs::{allocate, relay_recv, relay_send};
 
 fn tern() -> Command {
@@ -205,23 +208,21 @@ fn serve(path: &Path) -> ChildGuard {
     guard
 }
 
-#[tokio::test]
-async fn tern_started_from_an_imported_config_relays() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let ports = relay_ports();
-    let conf = format!(
+/// The coturn file the relay tests use: loopback listener and relay, the
+/// harness user, loopback peers allowed.
+fn relay_test_conf(port: u16, ports: &RangeInclusive<u16>) -> String {
+    format!(
         "# a coturn test setup\nlistening-ip=127.0.0.1\nlistening-port={port}\n\
          relay-ip=127.0.0.1\nmin-port={}\nmax-port={}\nrealm=tern\nlt-cred-mech\n\
          user={USER}:{PASS}\nallow-loopback-peers\nno-tls\nno-dtls\nno-cli\n",
         ports.start(),
         ports.end()
-    );
-    let (out, report) = import(dir.path(), &conf);
-    assert!(report.starts_with("0 coturn option(s)"), "{report}");
-    let _server = serve(&out);
+    )
+}
 
-    let server: SocketAddr = ([127, 0, 0, 1], port).into();
+/// Allocates on `server` with the webrtc-rs client and sends data to a
+/// loopback peer and back through the relay.
+async fn relay_round_trip(server: SocketAddr, ports: &RangeInclusive<u16>) {
     let a = allocate(server, USER, PASS).await.expect("Allocate");
     assert!(ports.contains(&a.relay_addr.port()), "{}", a.relay_addr);
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -244,4 +245,59 @@ async fn tern_started_from_an_imported_config_relays() {
         (&b"back to the client"[..], peer_addr)
     );
     a.close().await;
+}
+
+#[tokio::test]
+async fn tern_started_from_an_imported_config_relays() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let ports = relay_ports();
+    let (out, report) = import(dir.path(), &relay_test_conf(port, &ports));
+    assert!(report.starts_with("0 coturn option(s)"), "{report}");
+    let _server = serve(&out);
+    relay_round_trip(([127, 0, 0, 1], port).into(), &ports).await;
+}
+
+/// The test's coturn file is real coturn: `turnserver -c` relays with it
+/// the same way (so the tern run above proves an equivalent import).
+#[tokio::test]
+async fn the_relay_test_conf_works_in_coturn_too() {
+    let Some(turnserver) = require_tool("turnserver") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let ports = relay_ports();
+    let conf = dir.path().join("turnserver.conf");
+    std::fs::write(&conf, relay_test_conf(port, &ports)).unwrap();
+    let _coturn = ChildGuard::spawn(
+        Command::new(turnserver)
+            .arg("-c")
+            .arg(&conf)
+            .args([
+                "--log-file=stdout",
+                "--pidfile",
+                dir.path().join("pid").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "turnserver",
+    );
+    let server: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Readiness: coturn answers a Binding request.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "turnserver did not answer on {server}"
+        );
+        sock.send_to(&binding_request([5; 12]), server).unwrap();
+        if sock.recv_from(&mut [0u8; 512]).is_ok() {
+            break;
+        }
+    }
+    relay_round_trip(server, &ports).await;
 }
