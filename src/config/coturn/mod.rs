@@ -16,6 +16,7 @@
 mod options;
 mod ranges;
 mod render;
+mod sections;
 
 use std::fmt;
 
