@@ -23,8 +23,9 @@
 //! Missing: a failure with `TERN_REQUIRE_INTEROP=1`, a loud skip otherwise.
 //! `TERN_CHROMIUM` overrides the binary.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use serde_json::Value;
 
-use crate::harness::{ChildGuard, TestServer, is_coturn, settings_default_policy};
+use crate::harness::{TestServer, is_coturn, settings_default_policy};
 use crate::http::HttpServer;
 use crate::issuer::{TOKEN, issuer_for, unix_now};
 
@@ -90,9 +91,25 @@ fn page_server(results: mpsc::Sender<Vec<u8>>) -> HttpServer {
     }))
 }
 
+/// Headless Chromium in a process group of its own; dropping it kills the
+/// group (browser, zygote, renderer, GPU and network processes), also when
+/// the test panics.
+struct Browser(Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The group id is the child's pid (`process_group(0)` below).
+        if let Ok(pgid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group only.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts headless Chromium on `url` with a throwaway profile; its output
-/// goes to `log`. Killed when the guard drops.
-fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> ChildGuard {
+/// goes to `log`.
+fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> Browser {
     let log = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(chromium);
     cmd.args([
@@ -114,8 +131,12 @@ fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> ChildGuard 
     .arg(url)
     .stdin(Stdio::null())
     .stdout(log.try_clone().unwrap())
-    .stderr(log);
-    ChildGuard::spawn(&mut cmd, "chromium")
+    .stderr(log)
+    .process_group(0);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromium.display()));
+    Browser(child)
 }
 
 #[test]
@@ -136,9 +157,9 @@ fn chromium_relays_data_channels_through_tern_over_udp_and_tcp() {
     let url = format!("{}/?issuer={}&token={TOKEN}", page.url(), issuer_http.url());
 
     let log = dir.path().join("chromium.log");
-    let guard = launch(&chromium, &dir.path().join("profile"), &log, &url);
+    let browser = launch(&chromium, &dir.path().join("profile"), &log, &url);
     let got = rx.recv_timeout(RESULT_TIMEOUT);
-    drop(guard); // kill chromium whatever happened
+    drop(browser); // kill chromium whatever happened
     let chromium_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let body = got.unwrap_or_else(|_| {
         panic!(
