@@ -317,7 +317,7 @@ pub struct IssuerSection {
     /// Requests per second per token (burst: twice that); 429 beyond.
     pub requests_per_sec_per_token: u32,
     /// Origins allowed to call from a browser (CORS), e.g.
-    /// "https://app.example.com"; empty = no CORS headers.
+    /// `"https://app.example.com"`; empty = no CORS headers.
     pub allowed_origins: Vec<String>,
 }
 
