@@ -118,6 +118,7 @@ fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> Browser {
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--disable-quic",
+        "--no-proxy-server", // a CI http_proxy must not carry the page or the issuer
         "--no-first-run",
         "--no-default-browser-check",
         "--disable-background-networking",
