@@ -27,7 +27,8 @@
 //! This module is transport-free: [`Issuer::handle`] maps an
 //! `http::Request<Bytes>` and the current Unix time to an
 //! `http::Response<Vec<u8>>`. The HTTP server that calls it lives
-//! elsewhere; it must cap the body size before buffering it. Tokens and
+//! elsewhere; it must stop reading a body beyond [`MAX_BODY`] bytes (and
+//! may answer 413 itself, as `handle` does for a longer one). Tokens and
 //! credentials are never logged.
 
 mod config;

@@ -90,6 +90,12 @@ pub(super) fn route(issuer: &Issuer, req: &Request<Bytes>, now: u64) -> Response
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     }
+    if req.body().len() > MAX_BODY {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body is over {MAX_BODY} bytes"),
+        );
+    }
     let ask = match route {
         Route::Post => parse_body(req.body()),
         Route::Get => parse_query(req.uri().query().unwrap_or("")),
@@ -128,9 +134,6 @@ fn issue(issuer: &Issuer, ask: Ask, now: u64) -> Result<Vec<u8>, String> {
 }
 
 fn parse_body(body: &[u8]) -> Result<Ask, String> {
-    if body.len() > MAX_BODY {
-        return Err(format!("body is over {MAX_BODY} bytes"));
-    }
     let parsed: PostBody = if body.iter().all(u8::is_ascii_whitespace) {
         PostBody::default()
     } else {

@@ -206,7 +206,7 @@ fn bad_input_is_400() {
     let huge = " ".repeat(MAX_BODY + 1);
     assert_eq!(
         issuer.handle(&post(Some(TOKEN), &huge), NOW).status(),
-        StatusCode::BAD_REQUEST
+        StatusCode::PAYLOAD_TOO_LARGE
     );
     let e = error_of(&issuer.handle(&post(Some(TOKEN), r#"{"tll":1}"#), NOW));
     assert!(e.contains("unknown field `tll`"), "{e}");
