@@ -285,7 +285,13 @@ fn apply(o: &mut Opts, l: &Line) -> Result<(), String> {
 fn apply_network(o: &mut Opts, l: &Line) -> Result<bool, String> {
     let no = l.no;
     match l.key.as_str() {
-        "listening-ip" => o.listening_ips.push((no, ip(l)?)),
+        "listening-ip" => {
+            let ip = ip(l)?;
+            if o.listening_ips.iter().any(|(_, seen)| *seen == ip) {
+                return Err(format!("{ip} is listed twice; it is listened on once"));
+            }
+            o.listening_ips.push((no, ip));
+        }
         "relay-ip" => o.relay_ips.push((no, ip(l)?)),
         "listening-port" => o.listening_port = Some((no, number(l)?)),
         "tls-listening-port" => o.tls_port = Some((no, number(l)?)),

@@ -232,6 +232,13 @@ fn debian_turnserver_conf_converts() {
 }
 
 #[test]
+fn a_listening_ip_listed_twice_is_listened_on_once() {
+    let (f, i) = convert("listening-ip=127.0.0.1\nlistening-ip=127.0.0.1\n");
+    assert_eq!(f.server.listen, ["127.0.0.1:3478"]);
+    assert_eq!(skipped_keys(&i), [(2, "listening-ip")]);
+}
+
+#[test]
 fn unusable_port_ranges_and_realms_are_reported_not_written() {
     let (f, i) = convert("min-port=50000\nmax-port=40000\nrealm=a\"b\n");
     assert_eq!(f.relay.ports, "49152-65535");
@@ -285,6 +292,7 @@ mod prop {
     fn line() -> impl Strategy<Value = String> {
         let value = prop_oneof![
             "[0-9]{1,6}",
+            "127\\.0\\.0\\.[12]",
             "(10|127|203)\\.0\\.[0-9]{1,3}\\.[0-9]{1,3}(-10\\.0\\.0\\.[0-9])?",
             "[0-9a-f:]{0,12}(/[0-9.]{1,9})?",
             "[a-z:\"#= \\\\]{0,12}",
