@@ -2,10 +2,33 @@
 //!
 //! `start` binds every listener once per worker (SO_REUSEPORT: the kernel
 //! spreads clients over workers by their address hash, so a client always
-//! reaches the same worker), then runs one worker thread each (`worker.rs`).
+//! reaches the same worker), then runs one worker thread each.
+//!
+//! One job per file:
+//! - `worker.rs`: the worker loop and the drain contract;
+//! - `datagrams.rs`: UDP listeners and relay sockets read in batches,
+//!   relayed datagrams sent in GSO batches (the relay path);
+//! - `relays.rs`: binding and releasing relay sockets, quotas, reservations;
+//! - `stream.rs`: TCP/TLS connections from accept to close;
+//! - `events.rs`: the log line of each core event;
+//! - `tcp.rs`: one stream connection (buffers, TLS session, PROXY phase);
+//! - `udp.rs`: batched UDP primitives (`recvmmsg`/GRO, GSO send batch);
+//! - `sockets.rs`: creating listeners and relay sockets;
+//! - `shared.rs`: what workers share (quota ledger, held ports);
+//! - `socket_id.rs`: the typed socket id behind each `mio::Token`;
+//! - `slots.rs`: the table type for connections and relay sockets;
+//! - `clock.rs`: the one place that reads clocks or sleeps;
+//! - `tls.rs`: certificates and the rustls server configuration.
 
-mod clock;
+pub(crate) mod clock;
+mod datagrams;
+mod events;
+mod relays;
+pub(crate) mod shared;
+mod slots;
+mod socket_id;
 mod sockets;
+mod stream;
 mod tcp;
 pub mod tls;
 mod udp;
@@ -17,7 +40,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::proto::turn::{QuotaLedger, Server};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::proto::turn::Server;
 use crate::settings::Settings;
 
 /// A running server.
@@ -97,7 +122,10 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     proto.relay_ipv6 = settings.relay_ip.is_ipv6() || settings.relay_ip6.is_some();
     proto.limits.max_allocations = proto.limits.max_allocations.max(1);
     let proto = Arc::new(proto);
-    let quota = Arc::new(QuotaLedger::new());
+    let quota = shared::QuotaLedger::new(
+        proto.limits.max_allocations,
+        proto.limits.max_allocations_per_user,
+    );
     let limits = Arc::new(tcp::ConnLimits::new(
         settings.tcp.max_connections,
         settings.tcp.max_connections_per_ip,
@@ -163,28 +191,34 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         None => None,
     };
 
-    let settings = Arc::new(settings);
-    let reserved = Arc::new(worker::Reserved::default());
-    let shutdown = Arc::new(AtomicBool::new(false));
+    let shared = worker::Shared {
+        settings: Arc::new(settings),
+        shutdown: Arc::new(AtomicBool::new(false)),
+        limits,
+        quota,
+        reservations: Arc::default(),
+    };
+    let rng = SystemRandom::new();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
-    for (i, (udp, tcp)) in per_worker_udp.into_iter().zip(per_worker_tcp).enumerate() {
+    for (i, (udp, streams)) in per_worker_udp.into_iter().zip(per_worker_tcp).enumerate() {
         let poll = mio::Poll::new()?;
         wakers.push(worker::waker(&poll)?);
-        let server = Server::new(Arc::clone(&proto), Arc::clone(&quota));
+        // Each shard keys its own RESERVATION-TOKENs (see proto::turn).
+        let mut key = [0u8; 32];
+        rng.fill(&mut key)
+            .map_err(|_| io::Error::other("the system random source failed"))?;
+        let server = Server::new(Arc::clone(&proto), key);
         let seed =
             (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
-        let w = worker::Worker::new(
+        let w = worker::Worker::new(worker::WorkerParts {
             poll,
             server,
             udp,
-            tcp,
-            Arc::clone(&limits),
-            Arc::clone(&settings),
-            Arc::clone(&shutdown),
-            Arc::clone(&reserved),
+            streams,
+            shared: shared.clone(),
             seed,
-        )?;
+        })?;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("tern-worker-{i}"))
@@ -196,7 +230,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         tcp: tcp_addrs,
         tls: tls_addrs,
         certs,
-        shutdown,
+        shutdown: shared.shutdown,
         wakers,
         threads,
     })

@@ -1,16 +1,19 @@
 //! Rate limiting without per-source state that can grow.
 //!
 //! [`SourceLimiter`] is a fixed array of token buckets indexed by a keyed
-//! hash of the source IP (the pingora-limits idea): memory is constant
+//! hash of the source IP (the pingora-limits idea; HMAC under a key the
+//! driver hands in, so a client cannot aim at another's bucket, and no
+//! randomness is drawn here): memory is constant
 //! whatever the number of sources, at the price of sources that collide
 //! sharing a bucket. It throttles error responses to unauthenticated
 //! requests, so a spoofed flood cannot make tern a reflector.
 //!
 //! [`TokenBucket`] is the per-allocation bandwidth limit.
 
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
+
+use ring::hmac;
 
 /// A token bucket counting in units (bytes, responses) per second.
 #[derive(Clone, Copy, Debug)]
@@ -60,17 +63,18 @@ const BUCKETS: usize = 4096;
 #[derive(Debug)]
 pub struct SourceLimiter {
     buckets: Box<[Option<TokenBucket>]>,
-    hasher: std::collections::hash_map::RandomState,
+    key: hmac::Key,
     rate: u64,
     burst: u64,
 }
 
 impl SourceLimiter {
-    /// `rate` events per second per source, `burst` at once.
-    pub fn new(rate: u64, burst: u64) -> Self {
+    /// `rate` events per second per source, `burst` at once; sources are
+    /// spread over the buckets by HMAC under `key`.
+    pub fn new(rate: u64, burst: u64, key: hmac::Key) -> Self {
         Self {
             buckets: vec![None; BUCKETS].into_boxed_slice(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            key,
             rate,
             burst,
         }
@@ -78,7 +82,13 @@ impl SourceLimiter {
 
     /// May `ip` have one more event now?
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let i = (self.hasher.hash_one(ip) as usize) % BUCKETS;
+        let tag = match ip {
+            IpAddr::V4(a) => hmac::sign(&self.key, &a.octets()),
+            IpAddr::V6(a) => hmac::sign(&self.key, &a.octets()),
+        };
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&tag.as_ref()[..8]);
+        let i = (u64::from_be_bytes(h) % BUCKETS as u64) as usize;
         let b = self.buckets[i].get_or_insert_with(|| TokenBucket::new(now, self.burst));
         b.take(now, 1, self.rate, self.burst)
     }
@@ -124,7 +134,7 @@ mod tests {
     #[test]
     fn limiter_is_per_source_and_bounded() {
         let t0 = Instant::now();
-        let mut l = SourceLimiter::new(1, 3);
+        let mut l = SourceLimiter::new(1, 3, hmac::Key::new(hmac::HMAC_SHA256, &[5; 32]));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         assert!((0..3).all(|_| l.allow(a, t0)));
         assert!(!l.allow(a, t0));
