@@ -5,6 +5,11 @@
 //!
 //! `cargo bench --bench core`
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks measure wall time and wait for servers; the clock wall is for the server code"
+)]
+
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -100,6 +100,10 @@ impl SourceLimiter {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests start virtual time at a real Instant"
+)]
 mod tests {
     use std::time::Duration;
 
