@@ -13,7 +13,8 @@
 //! - `events.rs`: the log line of each core event;
 //! - `tcp.rs`: one stream connection (buffers, TLS session, PROXY phase);
 //! - `udp.rs`: batched UDP primitives (`recvmmsg`/GRO, GSO send batch);
-//! - `sockets.rs`: creating listeners and relay sockets;
+//! - `listeners.rs`: binding every listener once per worker;
+//! - `sockets.rs`: creating listener and relay sockets (socket options);
 //! - `shared.rs`: what workers share (quota ledger, held ports);
 //! - `socket_id.rs`: the typed socket id behind each `mio::Token`;
 //! - `slots.rs`: the table type for connections and relay sockets;
@@ -23,6 +24,7 @@
 pub(crate) mod clock;
 mod datagrams;
 mod events;
+mod listeners;
 mod relays;
 pub(crate) mod shared;
 mod slots;
@@ -131,66 +133,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         settings.tcp.max_connections_per_ip,
     ));
 
-    // Listeners: the first worker's socket fixes the port (port 0 becomes a
-    // real one), the others join it with SO_REUSEPORT. A TCP listener on the
-    // same address as a UDP one takes the UDP port when it can.
-    let mut udp_addrs = Vec::new();
-    let mut per_worker_udp: Vec<Vec<(std::net::UdpSocket, SocketAddr)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    for addr in &settings.udp_listen {
-        let first = sockets::udp_listener(*addr).map_err(|e| with_addr(e, "UDP", *addr))?;
-        let real = first.local_addr()?;
-        per_worker_udp[0].push((first, real));
-        for w in per_worker_udp.iter_mut().skip(1) {
-            w.push((
-                sockets::udp_listener(real).map_err(|e| with_addr(e, "UDP", real))?,
-                real,
-            ));
-        }
-        udp_addrs.push(real);
-    }
-    let mut tcp_addrs = Vec::new();
-    let mut per_worker_tcp: Vec<Vec<(std::net::TcpListener, SocketAddr, tcp::ListenerKind)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    let proxied = |a: &SocketAddr| settings.proxy_protocol.listen.contains(a);
-    for addr in &settings.tcp_listen {
-        let mut want = *addr;
-        if want.port() == 0
-            && let Some(u) = udp_addrs.iter().find(|u| u.ip() == want.ip())
-        {
-            want.set_port(u.port());
-        }
-        let kind = tcp::ListenerKind {
-            tls: None,
-            proxy: proxied(addr),
-        };
-        let real = match stream_listeners(want, "TCP", &kind, &mut per_worker_tcp) {
-            Ok(r) => r,
-            Err(_) if want != *addr => stream_listeners(*addr, "TCP", &kind, &mut per_worker_tcp)?,
-            Err(e) => return Err(e),
-        };
-        tcp_addrs.push(real);
-    }
-    let mut tls_addrs = Vec::new();
-    let certs = match &settings.tls {
-        Some(t) => {
-            let resolver = Arc::new(
-                tls::CertResolver::new(&t.cert, &t.key)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            );
-            let config = tls::server_config(Arc::clone(&resolver)).map_err(io::Error::other)?;
-            for addr in &t.listen {
-                let kind = tcp::ListenerKind {
-                    tls: Some(Arc::clone(&config)),
-                    proxy: proxied(addr),
-                };
-                tls_addrs.push(stream_listeners(*addr, "TLS", &kind, &mut per_worker_tcp)?);
-            }
-            Some(resolver)
-        }
-        None => None,
-    };
-
+    let listeners = listeners::Listeners::bind(&settings, workers)?;
     let shared = worker::Shared {
         settings: Arc::new(settings),
         shutdown: Arc::new(AtomicBool::new(false)),
@@ -198,17 +141,36 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         quota,
         reservations: Arc::default(),
     };
+    let (wakers, threads) = spawn_workers(&proto, &shared, listeners.per_worker)?;
+    Ok(Handle {
+        udp: listeners.udp,
+        tcp: listeners.tcp,
+        tls: listeners.tls,
+        certs: listeners.certs,
+        shutdown: shared.shutdown,
+        wakers,
+        threads,
+    })
+}
+
+/// Starts one worker thread per listener set, each with its own core
+/// (`Server`) keyed with fresh random bytes.
+fn spawn_workers(
+    proto: &Arc<crate::proto::config::Config>,
+    shared: &worker::Shared,
+    per_worker: Vec<listeners::WorkerListeners>,
+) -> io::Result<(Vec<mio::Waker>, Vec<JoinHandle<()>>)> {
     let rng = SystemRandom::new();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
-    for (i, (udp, streams)) in per_worker_udp.into_iter().zip(per_worker_tcp).enumerate() {
+    for (i, (udp, streams)) in per_worker.into_iter().enumerate() {
         let poll = mio::Poll::new()?;
         wakers.push(worker::waker(&poll)?);
         // Each shard keys its own RESERVATION-TOKENs (see proto::turn).
         let mut key = [0u8; 32];
         rng.fill(&mut key)
             .map_err(|_| io::Error::other("the system random source failed"))?;
-        let server = Server::new(Arc::clone(&proto), key);
+        let server = Server::new(Arc::clone(proto), key);
         let seed =
             (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
         let w = worker::Worker::new(worker::WorkerParts {
@@ -225,37 +187,5 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
                 .spawn(move || w.run())?,
         );
     }
-    Ok(Handle {
-        udp: udp_addrs,
-        tcp: tcp_addrs,
-        tls: tls_addrs,
-        certs,
-        shutdown: shared.shutdown,
-        wakers,
-        threads,
-    })
-}
-
-/// Binds `addr` once per worker (the first socket fixes port 0) and
-/// returns the real address.
-fn stream_listeners(
-    addr: SocketAddr,
-    what: &str,
-    kind: &tcp::ListenerKind,
-    per_worker: &mut [Vec<(std::net::TcpListener, SocketAddr, tcp::ListenerKind)>],
-) -> io::Result<SocketAddr> {
-    let first = sockets::tcp_listener(addr).map_err(|e| with_addr(e, what, addr))?;
-    let real = first.local_addr()?;
-    let mut socks = vec![first];
-    for _ in 1..per_worker.len() {
-        socks.push(sockets::tcp_listener(real).map_err(|e| with_addr(e, what, real))?);
-    }
-    for (w, s) in per_worker.iter_mut().zip(socks) {
-        w.push((s, real, kind.clone()));
-    }
-    Ok(real)
-}
-
-fn with_addr(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot listen on {what} {addr}: {e}"))
+    Ok((wakers, threads))
 }
