@@ -81,16 +81,16 @@ fn parse_totals(text: &str) -> Option<Totals> {
 /// Runs uclient with `flags` plus the usual server/peer/count options and
 /// asserts every message came back.
 fn uclient(flags: &[&str], credentials: &[&str], server: &TestServer) {
-    uclient_to(flags, credentials, server, "127.0.0.1");
+    uclient_with(flags, credentials, server, EchoPeer::start());
 }
 
-/// [`uclient`] with the echo peer on `peer_ip`.
-fn uclient_to(flags: &[&str], credentials: &[&str], server: &TestServer, peer_ip: &str) {
+/// [`uclient`] with a given echo peer.
+fn uclient_with(flags: &[&str], credentials: &[&str], server: &TestServer, peer: EchoPeer) {
     let Some(tool) = require_tool("turnutils_uclient") else {
         return;
     };
     let (sessions, messages) = (4, 50);
-    let peer = EchoPeer::start_on(peer_ip.parse().unwrap());
+    let peer_ip = peer.addr.ip().to_string();
     let port = if flags.contains(&"-t") {
         server.tcp.port()
     } else {
@@ -101,7 +101,7 @@ fn uclient_to(flags: &[&str], credentials: &[&str], server: &TestServer, peer_ip
             .args(flags)
             .args(credentials)
             .args(["-p", &port.to_string()])
-            .args(["-e", peer_ip, "-r", &peer.addr.port().to_string()])
+            .args(["-e", &peer_ip, "-r", &peer.addr.port().to_string()])
             .args(["-m", &sessions.to_string(), "-n", &messages.to_string()])
             .arg("127.0.0.1"),
         TOOL_TIMEOUT,
@@ -171,7 +171,8 @@ fn uclient_udp_rtp_rtcp_pairs_ipv6_relay() {
         vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
         vec![],
     );
-    uclient_to(&["-x"], &STATIC, &TestServer::with(s), "::1");
+    let peer = EchoPeer::start_on("::1".parse().unwrap());
+    uclient_with(&["-x"], &STATIC, &TestServer::with(s), peer);
 }
 
 /// `-W` makes uclient derive TURN REST credentials from the secret.
