@@ -47,6 +47,7 @@ use crate::proto::config::Config;
 use crate::proto::limiter::SourceLimiter;
 use crate::proto::stun::TransactionId;
 use crate::proto::time::Now;
+use crate::secret::Secret;
 use allocation::Slab;
 use replay::ReplayCache;
 
@@ -233,7 +234,7 @@ pub struct Server {
     /// Keys the RESERVATION-TOKENs this shard hands out.
     token_key: hmac::Key,
     /// Keys the per-source limiter's bucket choice.
-    limiter_key: hmac::Key,
+    limiter_key: Secret<[u8; 32]>,
     slab: Slab,
     by_client: HashMap<FiveTuple, RelayId>,
     pending: HashMap<RelayId, PendingAllocate>,
@@ -256,13 +257,14 @@ impl Server {
         let master = hmac::Key::new(hmac::HMAC_SHA256, &key);
         let derive =
             |label: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, label).as_ref());
-        let limiter_key = derive(b"tern source limiter");
+        let mut limiter_key = [0u8; 32];
+        limiter_key.copy_from_slice(hmac::sign(&master, b"tern source limiter").as_ref());
         let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
         Self {
-            unauth_limiter: SourceLimiter::new(rate, 2 * rate, limiter_key.clone()),
+            unauth_limiter: SourceLimiter::new(rate, 2 * rate, limiter_key),
             config,
             token_key: derive(b"tern reservation token"),
-            limiter_key,
+            limiter_key: Secret::new(limiter_key),
             slab: Slab::default(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
@@ -280,7 +282,7 @@ impl Server {
     /// policy apply to new requests; live allocations keep relaying.
     pub fn apply_config(&mut self, config: Arc<Config>) {
         let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
-        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate, self.limiter_key.clone());
+        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate, *self.limiter_key.expose());
         self.config = config;
     }
 
