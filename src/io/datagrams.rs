@@ -13,10 +13,10 @@ use std::ops::Range;
 use quinn_udp::BATCH_SIZE;
 
 use super::clock;
+use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::udp::{Dest, RecvBufs, Sock};
 use super::worker::{RelaySock, Worker};
-use crate::io::slots::Slots;
 use crate::proto::turn::{ClientAction, FiveTuple, HEADROOM, PeerAction, Transport};
 
 /// Receive batches taken from one socket before others get a turn; a
