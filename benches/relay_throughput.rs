@@ -15,6 +15,11 @@
 //! 20 k pkt/s over 100 allocations (CPU, latency); RSS per idle allocation
 //! with a channel; Allocate+ChannelBind per second.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks measure wall time and wait for servers; the clock wall is for the server code"
+)]
+
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;

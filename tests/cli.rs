@@ -1,5 +1,10 @@
 //! Binary-level tests of `tern check-config`, `tern credential` and `tern key`.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
+)]
+
 use std::process::{Command, Output};
 
 fn tern(args: &[&str]) -> Output {

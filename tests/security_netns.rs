@@ -52,6 +52,11 @@
 //! the test ends, however it ends, and namespaces left by a killed earlier
 //! run are removed at start. Only addresses inside the namespace are used.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
+)]
+
 #[path = "nat/client.rs"]
 mod client;
 #[path = "nat/netns.rs"]

@@ -7,6 +7,11 @@
 //! presented leaf with the one they generated, which is the point of the
 //! reload test. STUN messages are hand-rolled and decoded here.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
+)]
+
 #[allow(dead_code)] // shared with tests/it; this binary uses part of it
 #[path = "it/harness.rs"]
 mod harness;
@@ -404,6 +409,50 @@ fn tls_handshake_timeout_closes_silent_connections() {
         t0.elapsed()
     );
     h.shutdown();
+}
+
+/// Reads from a TLS session until it ends: `Ok(true)` for a clean end
+/// (the server sent close_notify), `Ok(false)` for a bare TCP close (rustls
+/// reports `UnexpectedEof`), `Err` for anything else.
+fn ends_with_close_notify(s: &mut Tls) -> std::io::Result<bool> {
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Issue 14: when the server closes a TLS connection (idle timeout,
+/// shutdown) it says so with close_notify, so the client can tell the end
+/// from a truncation.
+#[test]
+fn server_closes_tls_with_close_notify() {
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.tcp.idle_timeout = Duration::from_secs(1);
+    let h = start(s).unwrap();
+    let addr = h.tls_addrs()[0];
+
+    // Idle timeout.
+    let mut idle = tls_connect(addr, &[b"stun.turn"]);
+    assert_eq!(binding_over(&mut idle), idle.sock.local_addr().unwrap());
+    assert!(
+        ends_with_close_notify(&mut idle).expect("the server closes the idle connection"),
+        "idle close without close_notify"
+    );
+
+    // Shutdown: every open connection is closed the same way.
+    let mut open = tls_connect(addr, &[b"stun.turn"]);
+    assert_eq!(binding_over(&mut open), open.sock.local_addr().unwrap());
+    h.shutdown();
+    assert!(
+        ends_with_close_notify(&mut open).expect("shutdown closes the connection"),
+        "shutdown close without close_notify"
+    );
 }
 
 // ---------------------------------------------------------------- PROXY

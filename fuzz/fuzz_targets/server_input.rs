@@ -14,7 +14,7 @@ use tern::proto::config::Config;
 use tern::proto::stun::{AttrType, Class, MessageType, MessageWriter, Method, TransactionId};
 use tern::proto::time::Now;
 use tern::proto::turn::{
-    Command, FiveTuple, HEADROOM, PeerAction, QuotaLedger, RelayBound, Server, TAILROOM, Transport,
+    Command, FiveTuple, HEADROOM, PeerAction, RelayBound, Server, TAILROOM, Transport,
 };
 
 fn request(server: &Server, now: Now, five: &FiveTuple, method: Method, tid: u8, f: impl Fn(&mut MessageWriter<'_>)) -> Vec<u8> {
@@ -32,7 +32,7 @@ fn request(server: &Server, now: Now, five: &FiveTuple, method: Method, tid: u8,
 fuzz_target!(|data: &[u8]| {
     let mut creds = Credentials::new([1; 32]);
     creds.add_user_password("u", "r", "p");
-    let mut server = Server::new(Arc::new(Config::new("r", creds)), Arc::new(QuotaLedger::new()));
+    let mut server = Server::new(Arc::new(Config::new("r", creds)), [1; 32]);
     let t0 = Instant::now();
     let mut now = Now { mono: t0, unix_secs: 1_700_000_000 };
     let five = FiveTuple {
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     });
     server.handle_client(now, five, &alloc);
     let Some(Command::BindRelay { relay, .. }) = server.poll_command() else { panic!("no bind") };
-    server.handle_relay_bound(now, relay, Ok(RelayBound { addr: "192.0.2.2:50000".parse().unwrap(), additional: None, reserved_port: None }));
+    server.handle_relay_bound(now, relay, Ok(RelayBound { addr: "192.0.2.2:50000".parse().unwrap(), additional: None, reservation: None }));
     let bind = request(&server, now, &five, Method::CHANNEL_BIND, 2, |w| {
         w.push(AttrType::CHANNEL_NUMBER, &[0x40, 0, 0, 0]);
         w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
             let n = piece.len().min(65_535);
             buf[HEADROOM..HEADROOM + n].copy_from_slice(&piece[..n]);
             if let PeerAction::Forward { bytes, .. } =
-                server.handle_peer(now.mono, relay, peer, &mut buf, HEADROOM..HEADROOM + n)
+                server.handle_peer(now, relay, peer, &mut buf, HEADROOM..HEADROOM + n)
             {
                 assert!(bytes.end <= buf.len());
             }
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         if piece.len() % 7 == 0 {
             now.mono += Duration::from_secs(61);
             now.unix_secs += 61;
-            server.handle_timeout(now.mono);
+            server.handle_timeout(now);
         }
         while server.poll_transmit().is_some() {}
         while server.poll_command().is_some() {}

@@ -1,15 +1,13 @@
 //! `tern credential` (TURN REST API credentials) and `tern key` (static
 //! long-term keys).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::cli::{CredentialArgs, KeyArgs};
 use crate::proto::auth::{LongTermKey, rest_password};
 
 /// Prints `username` and `password` lines, or a JSON object with `--json`.
 pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     // Wall-clock time is the point here: the expiry is Unix seconds.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let now = crate::io::clock::unix_secs();
     println!("{}", render(args, now)?);
     Ok(())
 }

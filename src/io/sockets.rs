@@ -83,7 +83,8 @@ pub(crate) fn relay_socket(
                     return Ok((s, None));
                 }
             }
-            PortRequest::Even { reserve_next } => {
+            PortRequest::Even { reserve } => {
+                let reserve_next = reserve.is_some();
                 if port % 2 != 0
                     || (reserve_next && port == u16::MAX)
                     || (reserve_next && u64::from(port) + 1 > hi)

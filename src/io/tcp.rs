@@ -132,6 +132,7 @@ impl Conn {
         max_frame: usize,
         tls: Option<ServerConnection>,
         proxy: ProxyPhase,
+        now: Instant,
     ) -> Self {
         let _ = stream.set_nodelay(true);
         let tls = tls.map(|mut t| {
@@ -140,7 +141,6 @@ impl Conn {
             t.set_buffer_limit(None);
             Box::new(t)
         });
-        let now = Instant::now();
         Self {
             stream,
             client,
@@ -204,10 +204,38 @@ impl Conn {
         std::mem::take(&mut self.rbuf)
     }
 
-    pub(crate) fn put_rbuf(&mut self, rbuf: Vec<u8>, got_frame: bool) {
+    /// Gives the read buffer back; `frame_at` is when a whole frame was
+    /// last taken from it (the idle timer restarts), if one was.
+    pub(crate) fn put_rbuf(&mut self, rbuf: Vec<u8>, frame_at: Option<Instant>) {
         self.rbuf = rbuf;
-        if got_frame {
-            self.last_frame = Instant::now();
+        if let Some(t) = frame_at {
+            self.last_frame = t;
+        }
+    }
+
+    /// Ends the connection from our side: for TLS a close_notify alert
+    /// (RFC 8446 §6.1, so the client can tell our close from a truncation),
+    /// then whatever is queued is written as far as the socket takes it
+    /// without blocking. The socket closes when the `Conn` is dropped.
+    pub(crate) fn close(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            while tls.wants_write() {
+                // Into a Vec: cannot fail or block.
+                if tls.write_tls(&mut self.wbuf).is_err() {
+                    break;
+                }
+            }
+        }
+        while !self.wbuf.is_empty() {
+            match self.stream.write(&self.wbuf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
     }
 

@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::UdpSocket;
 use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 
+use super::socket_id::SocketId;
+
 /// A socket and its batching state.
 pub(crate) struct Sock {
     pub(crate) sock: UdpSocket,
@@ -90,16 +92,10 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// Where a batch goes: which socket, which address, from which source IP.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Dest {
-    /// Socket key (the worker's own numbering: listener index or relay slot).
-    pub(crate) sock: SockKey,
+    /// The sending socket: a UDP listener or a relay socket.
+    pub(crate) sock: SocketId,
     pub(crate) to: SocketAddr,
     pub(crate) src_ip: Option<IpAddr>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum SockKey {
-    Listener(usize),
-    Relay(usize),
 }
 
 /// Collects datagrams to one destination until the run breaks, so they can

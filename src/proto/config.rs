@@ -34,7 +34,8 @@ pub struct Config {
 /// Quotas; 0 never means unlimited, every limit is a number.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Allocations on this server (all shards share the budget by dividing it).
+    /// Allocations on this server, all shards together (the driver keeps
+    /// the one ledger; the core never counts across shards).
     pub max_allocations: u32,
     /// Allocations per username (486 beyond).
     pub max_allocations_per_user: u32,

@@ -1,14 +1,16 @@
 //! Rate limiting without per-source state that can grow.
 //!
 //! [`SourceLimiter`] is a fixed array of token buckets indexed by a keyed
-//! hash of the source IP (the pingora-limits idea): memory is constant
+//! hash of the source IP (the pingora-limits idea; SipHash over a secret
+//! prefix the driver hands in, so a client cannot aim at another's bucket,
+//! and no randomness is drawn here): memory is constant
 //! whatever the number of sources, at the price of sources that collide
 //! sharing a bucket. It throttles error responses to unauthenticated
 //! requests, so a spoofed flood cannot make tern a reflector.
 //!
 //! [`TokenBucket`] is the per-allocation bandwidth limit.
 
-use std::hash::BuildHasher;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -57,20 +59,35 @@ impl TokenBucket {
 const BUCKETS: usize = 4096;
 
 /// Per-source-IP limiter with a bounded table.
-#[derive(Debug)]
 pub struct SourceLimiter {
     buckets: Box<[Option<TokenBucket>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// SipHash state after absorbing the secret key: cloned per lookup, so
+    /// a bucket index costs one short hash (this runs for every
+    /// unauthenticated request, flood included).
+    keyed: DefaultHasher,
     rate: u64,
     burst: u64,
 }
 
+/// Without the keyed hash state, which would give the key away.
+impl std::fmt::Debug for SourceLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceLimiter")
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SourceLimiter {
-    /// `rate` events per second per source, `burst` at once.
-    pub fn new(rate: u64, burst: u64) -> Self {
+    /// `rate` events per second per source, `burst` at once; sources are
+    /// spread over the buckets by a hash keyed with `key`.
+    pub fn new(rate: u64, burst: u64, key: [u8; 32]) -> Self {
+        let mut keyed = DefaultHasher::new();
+        keyed.write(&key);
         Self {
             buckets: vec![None; BUCKETS].into_boxed_slice(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            keyed,
             rate,
             burst,
         }
@@ -78,7 +95,9 @@ impl SourceLimiter {
 
     /// May `ip` have one more event now?
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let i = (self.hasher.hash_one(ip) as usize) % BUCKETS;
+        let mut h = self.keyed.clone();
+        ip.hash(&mut h);
+        let i = (h.finish() % BUCKETS as u64) as usize;
         let b = self.buckets[i].get_or_insert_with(|| TokenBucket::new(now, self.burst));
         b.take(now, 1, self.rate, self.burst)
     }
@@ -90,6 +109,10 @@ impl SourceLimiter {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests start virtual time at a real Instant"
+)]
 mod tests {
     use std::time::Duration;
 
@@ -124,7 +147,7 @@ mod tests {
     #[test]
     fn limiter_is_per_source_and_bounded() {
         let t0 = Instant::now();
-        let mut l = SourceLimiter::new(1, 3);
+        let mut l = SourceLimiter::new(1, 3, [5; 32]);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         assert!((0..3).all(|_| l.allow(a, t0)));
         assert!(!l.allow(a, t0));

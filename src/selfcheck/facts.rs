@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
@@ -94,9 +93,7 @@ impl Facts {
     /// whose expiry cannot be parsed gives no expiry warning (resolving the
     /// settings already loaded it).
     pub fn gather(settings: &Settings) -> Self {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now_unix = i64::try_from(crate::io::clock::unix_secs()).unwrap_or(i64::MAX);
         Self {
             open_files_limit: open_files_limit(),
             listener_ips: listener_ips(settings),

@@ -373,13 +373,18 @@ pub(crate) struct EchoPeer {
 
 impl EchoPeer {
     pub(crate) fn start() -> Self {
+        Self::start_on("127.0.0.1".parse().unwrap())
+    }
+
+    /// An echo peer (RTP port and the next one for RTCP) on `ip`.
+    pub(crate) fn start_on(ip: std::net::IpAddr) -> Self {
         let (rtp, rtcp) = loop {
-            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let a = UdpSocket::bind((ip, 0)).unwrap();
             let port = a.local_addr().unwrap().port();
             if port == u16::MAX {
                 continue;
             }
-            if let Ok(b) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+            if let Ok(b) = UdpSocket::bind((ip, port + 1)) {
                 break (a, b);
             }
         };

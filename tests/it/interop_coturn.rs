@@ -7,13 +7,18 @@
 //! `-c` no RTCP sessions (without it every session is an RTP+RTCP pair),
 //! `-m` sessions, `-n` messages per session, `-u`/`-w` user and password,
 //! `-W` TURN REST secret, `-e`/`-r` peer address and port (`-r` is *not*
-//! the realm: the realm comes from the server's 401), `-p` server port.
+//! the realm: the realm comes from the server's 401), `-p` server port,
+//! `-x` an IPv6 relay (REQUESTED-ADDRESS-FAMILY IPv6).
 //! uclient exits 0 even with 100 % loss, so the tests parse its summary.
 
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{EchoPeer, PASS, REST_SECRET, TestServer, USER, require_tool, run_tool};
+use tern::proto::peer_policy::PeerPolicy;
+
+use crate::harness::{
+    EchoPeer, PASS, REST_SECRET, TestServer, USER, is_coturn, require_tool, run_tool, settings,
+};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,11 +81,16 @@ fn parse_totals(text: &str) -> Option<Totals> {
 /// Runs uclient with `flags` plus the usual server/peer/count options and
 /// asserts every message came back.
 fn uclient(flags: &[&str], credentials: &[&str], server: &TestServer) {
+    uclient_with(flags, credentials, server, EchoPeer::start());
+}
+
+/// [`uclient`] with a given echo peer.
+fn uclient_with(flags: &[&str], credentials: &[&str], server: &TestServer, peer: EchoPeer) {
     let Some(tool) = require_tool("turnutils_uclient") else {
         return;
     };
     let (sessions, messages) = (4, 50);
-    let peer = EchoPeer::start();
+    let peer_ip = peer.addr.ip().to_string();
     let port = if flags.contains(&"-t") {
         server.tcp.port()
     } else {
@@ -91,7 +101,7 @@ fn uclient(flags: &[&str], credentials: &[&str], server: &TestServer) {
             .args(flags)
             .args(credentials)
             .args(["-p", &port.to_string()])
-            .args(["-e", "127.0.0.1", "-r", &peer.addr.port().to_string()])
+            .args(["-e", &peer_ip, "-r", &peer.addr.port().to_string()])
             .args(["-m", &sessions.to_string(), "-n", &messages.to_string()])
             .arg("127.0.0.1"),
         TOOL_TIMEOUT,
@@ -143,6 +153,26 @@ fn uclient_tcp_send_indications() {
 #[test]
 fn uclient_udp_rtp_rtcp_pairs() {
     uclient(&[], &STATIC, &TestServer::start());
+}
+
+/// RTP/RTCP pairs on IPv6 relays (`-x`): the RTP Allocate asks for an
+/// IPv6 relay with EVEN-PORT (R bit); the RTCP Allocate redeems the
+/// RESERVATION-TOKEN with no family and must get the reserved IPv6 port
+/// (issue 14), or its peer on ::1 never hears from it.
+#[test]
+fn uclient_udp_rtp_rtcp_pairs_ipv6_relay() {
+    if is_coturn() || std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: needs tern (not coturn) and ::1");
+        return;
+    }
+    let mut s = settings();
+    s.relay_ip6 = Some("::1".parse().unwrap());
+    s.proto.peer_policy = PeerPolicy::new(
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+        vec![],
+    );
+    let peer = EchoPeer::start_on("::1".parse().unwrap());
+    uclient_with(&["-x"], &STATIC, &TestServer::with(s), peer);
 }
 
 /// `-W` makes uclient derive TURN REST credentials from the secret.

@@ -131,3 +131,52 @@ fn without_an_ipv6_relay_ipv6_is_440_and_dual_degrades_to_ipv4() {
         &[0x02, 0, 4, 40]
     );
 }
+
+/// Issue 14: a RESERVATION-TOKEN for an IPv6 relay, redeemed by an
+/// Allocate that names no family (RFC 8656 §7.2), gets the reserved IPv6
+/// address and relays from it.
+#[test]
+fn ipv6_reservation_token_redeems_the_reserved_ipv6_address() {
+    if is_coturn() || !have_ipv6() {
+        return;
+    }
+    let (_server, addr) = dual_server(&["::1/128"]);
+    let mut rtp = Client::new(Link::udp(addr));
+    let resp = rtp
+        .request(Method::ALLOCATE, |w| {
+            w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            w.push(AttrType::REQUESTED_ADDRESS_FAMILY, &[0x02, 0, 0, 0]);
+            w.push(AttrType::EVEN_PORT, &[0x80]);
+        })
+        .expect("IPv6 Allocate with EVEN-PORT R");
+    let r = relayed(&resp);
+    assert!(
+        r.len() == 1 && r[0].is_ipv6() && r[0].port() % 2 == 0,
+        "{r:?}"
+    );
+    let token = Message::parse(&resp)
+        .unwrap()
+        .get(AttrType::RESERVATION_TOKEN)
+        .expect("RESERVATION-TOKEN")
+        .to_vec();
+
+    let mut rtcp = Client::new(Link::udp(addr));
+    let resp = rtcp
+        .request(Method::ALLOCATE, |w| {
+            w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            w.push(AttrType::RESERVATION_TOKEN, &token);
+        })
+        .expect("Allocate redeeming the token");
+    let r2 = relayed(&resp);
+    let want = SocketAddr::new(r[0].ip(), r[0].port() + 1);
+    assert_eq!(r2, [want], "the reserved address, family included");
+
+    let peer = UdpSocket::bind("[::1]:0").unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    rtcp.channel_bind(0x4001, peer.local_addr().unwrap())
+        .expect("ChannelBind to an IPv6 peer");
+    rtcp.channel_data(0x4001, b"rtcp");
+    let mut buf = [0u8; 16];
+    let (n, from) = peer.recv_from(&mut buf).expect("peer receives");
+    assert_eq!((&buf[..n], from), (&b"rtcp"[..], want));
+}

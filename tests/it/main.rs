@@ -13,6 +13,11 @@
 //! `TERN_REQUIRE_INTEROP=1` (set by `.ci/run`) turns a missing coturn tool
 //! into a failure instead of a loud skip.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
+)]
+
 mod browser;
 mod client;
 mod harness;

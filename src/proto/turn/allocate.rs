@@ -1,15 +1,15 @@
 //! Allocate and Refresh (RFC 8656 §7, §8), and the relay-socket handshake
 //! with the driver.
 
-use std::hash::BuildHasher;
 use std::time::Duration;
 
+use ring::hmac;
+
 use super::allocation::Allocation;
-use super::quota::QuotaError;
 use super::request::{Authed, ErrExtra, Req};
 use super::{
-    Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
-    RelayId, Server, TimerKey,
+    BindError, Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME,
+    RelayBound, RelayId, ReservationToken, Server, TimerKey,
 };
 use crate::proto::stun::{AttrType, Class, Message, decode_u32};
 use crate::proto::time::Now;
@@ -77,7 +77,9 @@ impl Server {
             Some(Ok(true)) => true,
             Some(Ok(false) | Err(_)) => return self.error(now, req, 400, ErrExtra::None, key),
         };
-        if ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4 {
+        // A token brings its reserved address, family included.
+        if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
+        {
             return self.error(now, req, 440, ErrExtra::None, key);
         }
         let Ok(lifetime) = self.lifetime(msg, true) else {
@@ -86,7 +88,7 @@ impl Server {
         let port = match (even, token) {
             (Some(v), None) => match v.first() {
                 Some(b) => PortRequest::Even {
-                    reserve_next: b & 0x80 != 0,
+                    reserve: (b & 0x80 != 0).then(|| self.next_token()),
                 },
                 None => return self.error(now, req, 400, ErrExtra::None, key),
             },
@@ -94,30 +96,20 @@ impl Server {
                 let Ok(t) = <[u8; 8]>::try_from(t) else {
                     return self.error(now, req, 400, ErrExtra::None, key);
                 };
-                match self.quota.take_reservation(u64::from_be_bytes(t)) {
-                    Some(port) => PortRequest::Reserved(port),
-                    None => return self.error(now, req, 508, ErrExtra::None, key),
-                }
+                PortRequest::Reserved(ReservationToken(t))
             }
             _ => PortRequest::Any,
         };
-        let limits = &self.config.limits;
-        match self.quota.acquire(
-            &auth.username,
-            limits.max_allocations,
-            limits.max_allocations_per_user,
-        ) {
-            Ok(()) => {}
-            Err(QuotaError::User) => return self.error(now, req, 486, ErrExtra::None, key),
-            Err(QuotaError::Total) => return self.error(now, req, 508, ErrExtra::None, key),
-        }
+        // Quotas (486/508) and an unknown token (508) are the driver's to
+        // check: they span shards. Its answer comes in `handle_relay_bound`.
         let relay = self.slab.reserve();
+        let username = auth.username;
         self.pending.insert(
             relay,
             PendingAllocate {
                 five: req.from,
                 tid: req.tid,
-                username: auth.username,
+                username: username.clone(),
                 key: auth.key,
                 lifetime,
                 dual,
@@ -128,21 +120,37 @@ impl Server {
         let additional_ipv6 = dual && self.config.relay_ipv6;
         self.commands.push_back(Command::BindRelay {
             relay,
+            username,
             ipv6,
             additional_ipv6,
             port,
         });
     }
 
+    /// A fresh RESERVATION-TOKEN: HMAC-SHA256 of a counter under this
+    /// shard's key, truncated to the 8 bytes of the attribute.
+    fn next_token(&mut self) -> ReservationToken {
+        self.token_counter += 1;
+        let tag = hmac::sign(&self.token_key, &self.token_counter.to_be_bytes());
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&tag.as_ref()[..8]);
+        ReservationToken(t)
+    }
+
     /// The driver's answer to [`Command::BindRelay`]: completes the Allocate
-    /// (success, or 508 if no socket could be bound).
-    pub fn handle_relay_bound(&mut self, now: Now, relay: RelayId, result: Result<RelayBound, ()>) {
+    /// (success, or the error's code: 486 for the user's quota, else 508).
+    pub fn handle_relay_bound(
+        &mut self,
+        now: Now,
+        relay: RelayId,
+        result: Result<RelayBound, BindError>,
+    ) {
         let Some(p) = self.pending.remove(&relay) else {
             if let Ok(b) = result {
                 self.commands.push_back(Command::ReleaseRelay { relay });
-                if let Some(port) = b.reserved_port {
+                if let Some(token) = b.reservation {
                     self.commands
-                        .push_back(Command::ReleaseReservation { port });
+                        .push_back(Command::ReleaseReservation { token });
                 }
             }
             return;
@@ -154,10 +162,9 @@ impl Server {
         };
         let bound = match result {
             Ok(b) => b,
-            Err(()) => {
+            Err(e) => {
                 self.slab.cancel(relay);
-                self.quota.release(&p.username);
-                return self.error(now, req, 508, ErrExtra::None, Some(p.key));
+                return self.error(now, req, e.code(), ErrExtra::None, Some(p.key));
             }
         };
         let expires_at = now.mono + p.lifetime;
@@ -169,14 +176,12 @@ impl Server {
         self.by_client.insert(p.five, relay);
         self.timers
             .insert((expires_at, TimerKey::Allocation(relay)));
-        let token = bound.reserved_port.map(|port| {
-            self.token_counter += 1;
-            let t = std::collections::hash_map::RandomState::new().hash_one(self.token_counter);
+        // The driver holds the port; this shard tells it when the token expires.
+        let token = bound.reservation;
+        if let Some(t) = token {
             let at = now.mono + RESERVATION_LIFETIME;
-            self.quota.reserve(t, port);
             self.timers.insert((at, TimerKey::Reservation(t)));
-            t
-        });
+        }
         self.stats.allocations_created += 1;
         self.events.push_back(Event::AllocationCreated {
             client: p.five,
@@ -201,7 +206,7 @@ impl Server {
             }
             w.push_u32(AttrType::LIFETIME, lifetime);
             if let Some(t) = token {
-                w.push(AttrType::RESERVATION_TOKEN, &t.to_be_bytes());
+                w.push(AttrType::RESERVATION_TOKEN, &t.0);
             }
             w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
         });

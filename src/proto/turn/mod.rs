@@ -6,17 +6,27 @@
 //!
 //! # Run loop (the driver's contract)
 //! 1. Feed one input: [`Server::handle_client`], [`Server::handle_peer`],
-//!    [`Server::handle_relay_bound`] or [`Server::handle_timeout`].
+//!    [`Server::handle_relay_bound`] or [`Server::handle_timeout`], each with
+//!    the same [`Now`].
 //! 2. Carry out the returned action (relay sends borrow the caller's buffer).
 //! 3. Drain [`Server::poll_transmit`] (replies), [`Server::poll_command`]
 //!    (bind/release relay sockets) and [`Server::poll_event`] (logs, metrics)
 //!    until each returns `None`.
 //! 4. Sleep until [`Server::poll_timeout`] or the next input.
+//!
+//! # Nothing shared, nothing drawn from the OS
+//! A `Server` holds no lock and no handle shared with other shards. What
+//! spans shards is the driver's: allocation quotas are taken by the driver
+//! when it carries out [`Command::BindRelay`] (which names the user) and
+//! given back when it releases the relay, so a refusal comes back as a
+//! [`BindError`]; reserved ports (EVEN-PORT R bit) are held by the driver
+//! under their [`ReservationToken`], so any shard can claim one. Tokens are
+//! HMAC-SHA256 of a per-server counter under a key the driver hands to
+//! [`Server::new`]: unpredictable to clients, no OS randomness in here.
 
 mod allocate;
 mod allocation;
 mod permission;
-mod quota;
 mod relay;
 mod replay;
 mod request;
@@ -28,13 +38,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ring::hmac;
+
 pub use allocation::{Allocation, FiveTuple, Transport};
-pub use quota::QuotaLedger;
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
 use crate::proto::limiter::SourceLimiter;
 use crate::proto::stun::TransactionId;
+use crate::proto::time::Now;
+use crate::secret::Secret;
 use allocation::Slab;
 use replay::ReplayCache;
 
@@ -59,35 +72,46 @@ pub struct RelayId {
     pub generation: u32,
 }
 
+/// A RESERVATION-TOKEN (RFC 8656 §14.9): names a relay port the driver
+/// holds for a later Allocate (EVEN-PORT with the R bit, §7.2).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ReservationToken(pub [u8; 8]);
+
 /// What relay port the driver should bind.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PortRequest {
     /// Any free port in the range.
     Any,
-    /// An even port; with `reserve_next`, also hold port+1 for a later
-    /// Allocate carrying the returned RESERVATION-TOKEN.
-    Even { reserve_next: bool },
-    /// The port the driver reserved earlier.
-    Reserved(u16),
+    /// An even port; with `reserve`, also hold port+1 (same address and
+    /// family) under that token for a later Allocate that carries it.
+    Even { reserve: Option<ReservationToken> },
+    /// The socket held under this token (any shard may have reserved it).
+    /// Its address, family included, is the one reserved: the request's
+    /// `ipv6` does not apply.
+    Reserved(ReservationToken),
 }
 
 /// Instructions for the driver.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Command {
-    /// Bind a UDP relay socket and answer with [`Server::handle_relay_bound`].
-    /// `ipv6` selects the family; with `additional_ipv6` (a dual
-    /// allocation, RFC 8656 ADDITIONAL-ADDRESS-FAMILY) the driver also binds
-    /// an IPv6 socket, and reports it in [`RelayBound::additional`] if it can.
+    /// Take one allocation of `username`'s quota, bind a UDP relay socket,
+    /// and answer with [`Server::handle_relay_bound`]. `ipv6` selects the
+    /// family; with `additional_ipv6` (a dual allocation, RFC 8656
+    /// ADDITIONAL-ADDRESS-FAMILY) the driver also binds an IPv6 socket, and
+    /// reports it in [`RelayBound::additional`] if it can. The quota is the
+    /// driver's to give back when it releases the relay.
     BindRelay {
         relay: RelayId,
+        username: String,
         ipv6: bool,
         additional_ipv6: bool,
         port: PortRequest,
     },
-    /// Close the relay socket of an allocation that ended.
+    /// Close the relay socket(s) of an allocation that ended, and give its
+    /// quota back.
     ReleaseRelay { relay: RelayId },
-    /// Close a reserved port nobody claimed.
-    ReleaseReservation { port: u16 },
+    /// Close the port held under a token if nobody claimed it (expiry).
+    ReleaseReservation { token: ReservationToken },
 }
 
 /// What the driver reports after [`Command::BindRelay`].
@@ -97,8 +121,33 @@ pub struct RelayBound {
     pub addr: SocketAddr,
     /// The IPv6 relayed address of a dual allocation, when one was bound.
     pub additional: Option<SocketAddr>,
-    /// Port held for a reservation (EVEN-PORT with R bit), if one was asked.
-    pub reserved_port: Option<u16>,
+    /// The token under which the next port is held, when
+    /// [`PortRequest::Even`] asked for one and the driver holds it.
+    pub reservation: Option<ReservationToken>,
+}
+
+/// Why the driver could not carry out [`Command::BindRelay`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BindError {
+    /// The user has `max_allocations_per_user` allocations already.
+    UserQuota,
+    /// The server has `max_allocations` allocations already.
+    TotalQuota,
+    /// The RESERVATION-TOKEN names no held port (unknown, claimed or expired).
+    UnknownToken,
+    /// No socket could be bound (port range full, family not configured, I/O).
+    NoSocket,
+}
+
+impl BindError {
+    /// The STUN error code answered: 486 Allocation Quota Reached for the
+    /// user's quota, 508 Insufficient Capacity otherwise (RFC 8656 §7.2).
+    pub fn code(self) -> u16 {
+        match self {
+            Self::UserQuota => 486,
+            Self::TotalQuota | Self::UnknownToken | Self::NoSocket => 508,
+        }
+    }
 }
 
 /// A reply to send to a client.
@@ -163,7 +212,7 @@ pub struct Stats {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum TimerKey {
     Allocation(RelayId),
-    Reservation(u64),
+    Reservation(ReservationToken),
 }
 
 /// An Allocate waiting for its relay socket.
@@ -182,7 +231,10 @@ struct PendingAllocate {
 #[derive(Debug)]
 pub struct Server {
     config: Arc<Config>,
-    quota: Arc<QuotaLedger>,
+    /// Keys the RESERVATION-TOKENs this shard hands out.
+    token_key: hmac::Key,
+    /// Keys the per-source limiter's bucket choice.
+    limiter_key: Secret<[u8; 32]>,
     slab: Slab,
     by_client: HashMap<FiveTuple, RelayId>,
     pending: HashMap<RelayId, PendingAllocate>,
@@ -197,14 +249,22 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config: Arc<Config>, quota: Arc<QuotaLedger>) -> Self {
+    /// A shard. `key` (32 random bytes from the driver, distinct per
+    /// shard) is all the randomness the core gets: it keys the
+    /// RESERVATION-TOKENs (unpredictable to clients) and the per-source
+    /// limiter's buckets.
+    pub fn new(config: Arc<Config>, key: [u8; 32]) -> Self {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        let derive =
+            |label: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, label).as_ref());
+        let mut limiter_key = [0u8; 32];
+        limiter_key.copy_from_slice(hmac::sign(&master, b"tern source limiter").as_ref());
+        let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
         Self {
-            unauth_limiter: SourceLimiter::new(
-                u64::from(config.limits.unauth_errors_per_sec_per_ip),
-                2 * u64::from(config.limits.unauth_errors_per_sec_per_ip),
-            ),
+            unauth_limiter: SourceLimiter::new(rate, 2 * rate, limiter_key),
             config,
-            quota,
+            token_key: derive(b"tern reservation token"),
+            limiter_key: Secret::new(limiter_key),
             slab: Slab::default(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
@@ -222,7 +282,7 @@ impl Server {
     /// policy apply to new requests; live allocations keep relaying.
     pub fn apply_config(&mut self, config: Arc<Config>) {
         let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
-        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate);
+        self.unauth_limiter = SourceLimiter::new(rate, 2 * rate, *self.limiter_key.expose());
         self.config = config;
     }
 
@@ -267,7 +327,8 @@ impl Server {
     }
 
     /// Expires allocations, reservations and cached responses due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        let now = now.mono;
         self.replay.expire(now);
         while let Some(&(at, key)) = self.timers.first() {
             if at > now {
@@ -281,10 +342,8 @@ impl Server {
                     }
                 }
                 TimerKey::Reservation(token) => {
-                    if let Some(port) = self.quota.take_reservation(token) {
-                        self.commands
-                            .push_back(Command::ReleaseReservation { port });
-                    }
+                    self.commands
+                        .push_back(Command::ReleaseReservation { token });
                 }
             }
         }
@@ -304,7 +363,6 @@ impl Server {
         self.by_client.remove(&alloc.five);
         self.timers
             .remove(&(alloc.expires_at, TimerKey::Allocation(id)));
-        self.quota.release(&alloc.username);
         self.commands.push_back(Command::ReleaseRelay { relay: id });
         self.stats.allocations_ended += 1;
         self.events.push_back(Event::AllocationEnded {

@@ -172,12 +172,13 @@ impl Server {
     /// indication is written around it in place.
     pub fn handle_peer(
         &mut self,
-        now: Instant,
+        now: Now,
         relay: RelayId,
         peer: SocketAddr,
         buf: &mut [u8],
         payload: Range<usize>,
     ) -> PeerAction {
+        let now = now.mono;
         let Some(a) = self.slab.get(relay) else {
             self.stats.dropped += 1;
             return PeerAction::Dropped(DropReason::NoAllocation);

@@ -368,23 +368,16 @@ fn shards_share_quotas_and_reservation_tokens() {
     // The kernel hashes each client socket to a worker: the RTCP socket
     // that claims a token, or a user's second allocation, may land on
     // another shard than the first.
-    let quota = Arc::new(QuotaLedger::new());
-    let mut a = TestServer::sharing(Arc::clone(&quota), |c| {
-        c.limits.max_allocations_per_user = 2
-    });
-    let mut b = TestServer::sharing(Arc::clone(&quota), |c| {
-        c.limits.max_allocations_per_user = 2
-    });
+    let (mut a, mut b) = TestServer::pair(|c| c.limits.max_allocations_per_user = 2);
     let c1 = client();
     let r = a.req(&c1, Method::ALLOCATE, |w, _| {
         w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
         w.push(AttrType::EVEN_PORT, &[0x80]);
     });
     let resp = a.request(c1, &r);
-    let token = expect_success(&resp, Method::ALLOCATE)
-        .get(AttrType::RESERVATION_TOKEN)
-        .unwrap()
-        .to_vec();
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let relay = xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS);
+    let token = m.get(AttrType::RESERVATION_TOKEN).unwrap().to_vec();
     let c2 = FiveTuple {
         client: addr("198.51.100.7:40001"),
         ..client()
@@ -393,7 +386,12 @@ fn shards_share_quotas_and_reservation_tokens() {
         w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
         w.push(AttrType::RESERVATION_TOKEN, &token);
     });
-    expect_success(&b.request(c2, &r), Method::ALLOCATE);
+    let resp = b.request(c2, &r);
+    let claimed = xor_attr(
+        &expect_success(&resp, Method::ALLOCATE),
+        AttrType::XOR_RELAYED_ADDRESS,
+    );
+    assert_eq!(claimed, SocketAddr::new(relay.ip(), relay.port() + 1));
     // The user has 2 allocations across both shards: a third is refused on either.
     let c3 = FiveTuple {
         client: addr("198.51.100.7:40002"),
@@ -403,5 +401,88 @@ fn shards_share_quotas_and_reservation_tokens() {
         w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
     });
     assert_eq!(error_code(&a.request(c3, &r)), 486);
-    assert_eq!(quota.total(), 2);
+    assert_eq!(a.quota().total(), 2);
+    // Releasing on one shard frees the quota for the other.
+    expect_success(&b.refresh(c2, Some(0)), Method::REFRESH);
+    assert_eq!(a.quota().total(), 1);
+    a.allocate(c3);
+}
+
+#[test]
+fn total_quota_refusal_comes_back_from_the_driver_as_508() {
+    let (mut a, mut b) = TestServer::pair(|c| c.limits.max_allocations = 1);
+    a.allocate(client());
+    let c2 = FiveTuple {
+        client: addr("198.51.100.7:40001"),
+        ..client()
+    };
+    let (_, r) = b.authed(&c2, Method::ALLOCATE, "bob", "bobpw", |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&b.request(c2, &r)), 508);
+    // The refused Allocate left nothing behind: no slot, no relay asked.
+    assert_eq!(b.server.allocation_count(), 0);
+    assert!(b.bound.is_empty());
+}
+
+#[test]
+fn reservation_token_keeps_its_ipv6_address() {
+    // RFC 8656 §7.2: the Allocate that redeems a token carries no
+    // REQUESTED-ADDRESS-FAMILY; it gets the reserved address, family included.
+    let mut t = TestServer::with(|c| c.relay_ipv6 = true);
+    let c = client();
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::REQUESTED_ADDRESS_FAMILY, &[0x02, 0, 0, 0]);
+        w.push(AttrType::EVEN_PORT, &[0x80]);
+    });
+    let resp = t.request(c, &r);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let relay = xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS);
+    assert!(relay.is_ipv6() && relay.port() % 2 == 0, "{relay}");
+    let token = m.get(AttrType::RESERVATION_TOKEN).unwrap().to_vec();
+    let c2 = FiveTuple {
+        client: addr("198.51.100.7:40001"),
+        ..client()
+    };
+    let r = t.req(&c2, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &token);
+    });
+    let resp = t.request(c2, &r);
+    let m = expect_success(&resp, Method::ALLOCATE);
+    let claimed = xor_attr(&m, AttrType::XOR_RELAYED_ADDRESS);
+    assert_eq!(claimed, SocketAddr::new(relay.ip(), relay.port() + 1));
+    // The allocation serves IPv6 peers, not IPv4 ones.
+    let a = t.server.allocation(&c2).unwrap();
+    assert!(a.serves_family(true) && !a.serves_family(false));
+}
+
+#[test]
+fn reservation_tokens_differ_per_shard_key_and_expire() {
+    let (mut a, mut b) = TestServer::pair(|_| {});
+    let mut tokens = Vec::new();
+    for t in [&mut a, &mut b] {
+        let c = client();
+        let r = t.req(&c, Method::ALLOCATE, |w, _| {
+            w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            w.push(AttrType::EVEN_PORT, &[0x80]);
+        });
+        let resp = t.request(c, &r);
+        let m = expect_success(&resp, Method::ALLOCATE);
+        tokens.push(m.get(AttrType::RESERVATION_TOKEN).unwrap().to_vec());
+    }
+    // Same counter, different shard keys: different tokens.
+    assert_ne!(tokens[0], tokens[1]);
+    // Past RESERVATION_LIFETIME the reserving shard releases its token.
+    a.advance(RESERVATION_LIFETIME + Duration::from_secs(1));
+    let c2 = FiveTuple {
+        client: addr("198.51.100.7:40001"),
+        ..client()
+    };
+    let r = b.req(&c2, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+        w.push(AttrType::RESERVATION_TOKEN, &tokens[0]);
+    });
+    assert_eq!(error_code(&b.request(c2, &r)), 508);
 }

@@ -1,15 +1,24 @@
 //! State-machine tests in virtual time: no sockets, no sleeping.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "virtual time starts at a real Instant; nothing sleeps"
+)]
+
 mod allocate;
 mod auth;
 mod permission;
 mod relay;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::io::shared::{QuotaHold, QuotaLedger};
 use crate::proto::auth::{Credentials, LongTermKey};
 use crate::proto::peer_policy::PeerPolicy;
 use crate::proto::stun::{
@@ -33,6 +42,23 @@ pub(super) fn client() -> FiveTuple {
     }
 }
 
+/// What the fake driver shares between shards, as `io::shared` does: the
+/// real quota ledger, and ports held under reservation tokens (the full
+/// address each was reserved on).
+pub(super) struct SharedDriver {
+    pub(super) quota: Arc<QuotaLedger>,
+    held: RefCell<HashMap<ReservationToken, SocketAddr>>,
+}
+
+impl SharedDriver {
+    pub(super) fn new(limits: &crate::proto::config::Limits) -> Rc<Self> {
+        Rc::new(Self {
+            quota: QuotaLedger::new(limits.max_allocations, limits.max_allocations_per_user),
+            held: RefCell::default(),
+        })
+    }
+}
+
 /// A server in virtual time plus a fake relay-socket binder.
 pub(super) struct TestServer {
     pub(super) server: Server,
@@ -42,6 +68,9 @@ pub(super) struct TestServer {
     pub(super) released: Vec<RelayId>,
     pub(super) fail_binds: bool,
     tid_counter: u32,
+    driver: Rc<SharedDriver>,
+    /// Quota held per live relay, given back on `ReleaseRelay`.
+    holds: HashMap<RelayId, QuotaHold>,
 }
 
 impl TestServer {
@@ -50,37 +79,45 @@ impl TestServer {
     }
 
     pub(super) fn with(f: impl FnOnce(&mut Config)) -> Self {
-        Self::sharing(Arc::new(QuotaLedger::new()), f)
+        let config = test_config(f);
+        let driver = SharedDriver::new(&config.limits);
+        Self::on(driver, config, 1)
     }
 
-    /// A server (shard) sharing quotas and reservations with others.
-    pub(super) fn sharing(quota: Arc<QuotaLedger>, f: impl FnOnce(&mut Config)) -> Self {
-        let mut creds = Credentials::new([9; 32]);
-        creds.add_user_password(USER, REALM, PASS);
-        creds.add_user_password("bob", REALM, "bobpw");
-        creds.add_rest_secret("restsecret");
-        let mut config = Config::new(REALM, creds);
-        config.peer_policy = PeerPolicy::default();
-        f(&mut config);
-        let server = Server::new(Arc::new(config), quota);
+    /// Two servers (shards) of one driver: shared quotas and reservations.
+    pub(super) fn pair(f: impl Fn(&mut Config)) -> (Self, Self) {
+        let config = test_config(&f);
+        let driver = SharedDriver::new(&config.limits);
+        let a = Self::on(Rc::clone(&driver), config, 1);
+        (a, Self::on(driver, test_config(&f), 2))
+    }
+
+    fn on(driver: Rc<SharedDriver>, config: Config, shard: u8) -> Self {
+        let server = Server::new(Arc::new(config), [shard; 32]);
         Self {
             server,
             now: Now {
                 mono: Instant::now(),
                 unix_secs: 1_700_000_000,
             },
-            next_port: 50_000,
+            next_port: 50_000 + 1000 * u16::from(shard),
             bound: Vec::new(),
             released: Vec::new(),
             fail_binds: false,
             tid_counter: 0,
+            driver,
+            holds: HashMap::new(),
         }
+    }
+
+    pub(super) fn quota(&self) -> &QuotaLedger {
+        &self.driver.quota
     }
 
     pub(super) fn advance(&mut self, d: Duration) {
         self.now.mono += d;
         self.now.unix_secs += d.as_secs();
-        self.server.handle_timeout(self.now.mono);
+        self.server.handle_timeout(self.now);
         self.pump();
     }
 
@@ -90,36 +127,67 @@ impl TestServer {
             match cmd {
                 Command::BindRelay {
                     relay,
+                    username,
                     port,
                     ipv6,
                     additional_ipv6,
                 } => {
-                    let result = if self.fail_binds {
-                        Err(())
-                    } else {
-                        self.next_port += 2;
-                        let reserved_port =
-                            matches!(port, PortRequest::Even { reserve_next: true })
-                                .then_some(self.next_port + 1);
-                        let p = match port {
-                            PortRequest::Reserved(p) => p,
-                            _ => self.next_port,
-                        };
-                        self.bound.push(relay);
-                        let ip = if ipv6 { "2001:db8::1" } else { "203.0.113.1" };
-                        Ok(RelayBound {
-                            addr: SocketAddr::new(ip.parse().unwrap(), p),
-                            additional: additional_ipv6
-                                .then(|| SocketAddr::new("2001:db8::1".parse().unwrap(), p)),
-                            reserved_port,
-                        })
-                    };
+                    let result = self.bind(relay, &username, ipv6, additional_ipv6, port);
                     self.server.handle_relay_bound(self.now, relay, result);
                 }
-                Command::ReleaseRelay { relay } => self.released.push(relay),
-                Command::ReleaseReservation { .. } => {}
+                Command::ReleaseRelay { relay } => {
+                    self.holds.remove(&relay);
+                    self.released.push(relay);
+                }
+                Command::ReleaseReservation { token } => {
+                    self.driver.held.borrow_mut().remove(&token);
+                }
             }
         }
+    }
+
+    /// A fake bind in the driver's order: token, quota, socket.
+    fn bind(
+        &mut self,
+        relay: RelayId,
+        username: &str,
+        ipv6: bool,
+        additional_ipv6: bool,
+        port: PortRequest,
+    ) -> Result<RelayBound, BindError> {
+        let claimed = match port {
+            PortRequest::Reserved(t) => Some(
+                self.driver
+                    .held
+                    .borrow_mut()
+                    .remove(&t)
+                    .ok_or(BindError::UnknownToken)?,
+            ),
+            PortRequest::Any | PortRequest::Even { .. } => None,
+        };
+        let hold = self.driver.quota.acquire(username)?;
+        if self.fail_binds {
+            return Err(BindError::NoSocket);
+        }
+        self.next_port += 2;
+        let ip = if ipv6 { "2001:db8::1" } else { "203.0.113.1" };
+        let addr = claimed.unwrap_or_else(|| SocketAddr::new(ip.parse().unwrap(), self.next_port));
+        let reservation = match port {
+            PortRequest::Even { reserve: Some(t) } => {
+                let next = SocketAddr::new(addr.ip(), addr.port() + 1);
+                self.driver.held.borrow_mut().insert(t, next);
+                Some(t)
+            }
+            _ => None,
+        };
+        self.bound.push(relay);
+        self.holds.insert(relay, hold);
+        Ok(RelayBound {
+            addr,
+            additional: additional_ipv6
+                .then(|| SocketAddr::new("2001:db8::1".parse().unwrap(), addr.port())),
+            reservation,
+        })
     }
 
     pub(super) fn tid(&mut self) -> TransactionId {
@@ -255,7 +323,7 @@ impl TestServer {
         let mut buf = vec![0u8; HEADROOM + payload.len() + TAILROOM];
         buf[HEADROOM..HEADROOM + payload.len()].copy_from_slice(payload);
         match self.server.handle_peer(
-            self.now.mono,
+            self.now,
             relay,
             peer,
             &mut buf,
@@ -265,6 +333,19 @@ impl TestServer {
             PeerAction::Dropped(_) => None,
         }
     }
+}
+
+/// The configuration of every test server: users alice and bob, a REST
+/// secret, no peer restrictions; then `f`.
+fn test_config(f: impl FnOnce(&mut Config)) -> Config {
+    let mut creds = Credentials::new([9; 32]);
+    creds.add_user_password(USER, REALM, PASS);
+    creds.add_user_password("bob", REALM, "bobpw");
+    creds.add_rest_secret("restsecret");
+    let mut config = Config::new(REALM, creds);
+    config.peer_policy = PeerPolicy::default();
+    f(&mut config);
+    config
 }
 
 pub(super) fn expect_success(resp: &[u8], method: Method) -> Message<'_> {

@@ -1,0 +1,221 @@
+//! The UDP rooms of a worker: client datagrams on the listeners, peer
+//! datagrams on the relay sockets, both read in `recvmmsg` batches (GRO
+//! segments split), and relayed datagrams gathered into GSO sends.
+//!
+//! The relay path lives here: per datagram one core call, one copy of a
+//! peer payload behind the headroom, and a push onto the send batch; no
+//! allocation, no lock, no syscall beyond the batched ones.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use quinn_udp::BATCH_SIZE;
+
+use super::clock;
+use super::slots::Slots;
+use super::socket_id::SocketId;
+use super::udp::{Dest, RecvBufs, Sock};
+use super::worker::{RelaySock, Worker};
+use crate::proto::turn::{ClientAction, FiveTuple, HEADROOM, PeerAction, Transport};
+
+/// Receive batches taken from one socket before others get a turn; a
+/// socket still readable after that is revisited on the next loop.
+const ROUNDS_PER_EVENT: usize = 8;
+
+impl Worker {
+    /// Client datagrams on listener `i`: each datagram (GRO segments split)
+    /// through the core, relayed payloads batched per peer for GSO.
+    pub(super) fn udp_readable(&mut self, i: usize) {
+        let Some(&(_, local)) = self.udp.get(i) else {
+            return;
+        };
+        self.read_batches(SocketId::Udp(i), |w, bufs, n| {
+            let now = clock::now();
+            for k in 0..n {
+                let meta = &bufs.meta[k];
+                // The address the client sent to (IP_PKTINFO), so replies
+                // leave from it even on a wildcard listener.
+                let server = SocketAddr::new(meta.dst_ip.unwrap_or(local.ip()), local.port());
+                let five = FiveTuple {
+                    client: meta.addr,
+                    server,
+                    transport: Transport::Udp,
+                };
+                for d in bufs.datagrams(k) {
+                    w.handled += 1;
+                    let action = w.server.handle_client(now, five, d);
+                    w.client_action(action, d);
+                }
+            }
+            w.drain();
+        });
+    }
+
+    /// Peer datagrams on the relay socket of core slot `slot`.
+    pub(super) fn relay_readable(&mut self, slot: u32, ipv6: bool) {
+        let Some(r) = self.relays.get(slot as usize) else {
+            return;
+        };
+        let id = r.id;
+        self.read_batches(SocketId::Relay { slot, ipv6 }, |w, bufs, n| {
+            let now = clock::now();
+            for k in 0..n {
+                let peer = bufs.meta[k].addr;
+                for d in bufs.datagrams(k) {
+                    w.handled += 1;
+                    // Copy behind the headroom so the core can write the
+                    // ChannelData header or Data indication in place.
+                    let end = HEADROOM + d.len();
+                    w.scratch[HEADROOM..end].copy_from_slice(d);
+                    let action = w
+                        .server
+                        .handle_peer(now, id, peer, &mut w.scratch, HEADROOM..end);
+                    if let PeerAction::Forward { to, bytes } = action {
+                        w.forward_to_client(&to, bytes);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Receives `recvmmsg` batches from one socket until it is empty or its
+    /// turn is over, handing each batch to `handle`; a socket still readable
+    /// after its turn goes on the ready list.
+    fn read_batches(&mut self, id: SocketId, mut handle: impl FnMut(&mut Self, &RecvBufs, usize)) {
+        let Some(mut bufs) = self.rbufs.take() else {
+            return;
+        };
+        let mut drained = false;
+        for _ in 0..ROUNDS_PER_EVENT {
+            let Some(sock) = sock_of(&self.udp, &self.relays, id) else {
+                drained = true;
+                break;
+            };
+            let n = match sock.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
+                // Interrupted, or an ICMP error surfacing: not fatal, read on.
+                Err(_) => continue,
+            };
+            handle(self, &bufs, n);
+            if n < BATCH_SIZE {
+                // A short batch emptied the queue; epoll (edge-triggered)
+                // reports the next arrival, so no extra recvmmsg for EAGAIN.
+                drained = true;
+                break;
+            }
+        }
+        self.rbufs = Some(bufs);
+        self.flush_batch();
+        if !drained {
+            self.ready.push(id);
+        }
+    }
+
+    /// Relays to a peer; `datagram` holds the bytes the action's range points into.
+    #[inline]
+    pub(super) fn client_action(&mut self, action: ClientAction, datagram: &[u8]) {
+        if let ClientAction::RelayToPeer {
+            relay,
+            peer,
+            payload,
+        } = action
+            && let Some(bytes) = datagram.get(payload)
+        {
+            let dest = Dest {
+                sock: SocketId::relay(relay, peer.is_ipv6()),
+                to: peer,
+                src_ip: None,
+            };
+            self.queue(dest, bytes);
+        }
+    }
+
+    /// Adds a datagram to the GSO batch, flushing the batch first if the
+    /// run breaks (another destination, another size, full).
+    #[inline]
+    fn queue(&mut self, dest: Dest, bytes: &[u8]) {
+        if self.batch.fits(&dest, bytes.len(), self.max_segments) {
+            self.batch.push(bytes);
+        } else {
+            self.flush_batch();
+            self.batch.start(dest, bytes);
+        }
+    }
+
+    pub(super) fn flush_batch(&mut self) {
+        let Some((dest, bytes, segment)) = self.batch.take() else {
+            return;
+        };
+        if let Some(sock) = sock_of(&self.udp, &self.relays, dest.sock) {
+            sock.send(dest.to, dest.src_ip, bytes, segment);
+        }
+    }
+
+    /// Sends `self.scratch[bytes]` to a client: batched for UDP, queued for TCP.
+    fn forward_to_client(&mut self, to: &FiveTuple, bytes: Range<usize>) {
+        let scratch = std::mem::take(&mut self.scratch);
+        if let Some(b) = scratch.get(bytes) {
+            if to.transport == Transport::Udp {
+                if let Some(dest) = self.client_dest(to) {
+                    self.queue(dest, b);
+                }
+            } else {
+                self.send_to_conn(to, b);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// The listener a UDP client talks to, and the source IP to send from
+    /// when that listener is bound to a wildcard address.
+    fn client_dest(&self, to: &FiveTuple) -> Option<Dest> {
+        let i = self.udp.iter().position(|(_, a)| {
+            a.port() == to.server.port() && (a.ip() == to.server.ip() || a.ip().is_unspecified())
+        })?;
+        let src_ip = self.udp[i]
+            .1
+            .ip()
+            .is_unspecified()
+            .then_some(to.server.ip());
+        Some(Dest {
+            sock: SocketId::Udp(i),
+            to: to.client,
+            src_ip,
+        })
+    }
+
+    /// Sends a reply at once (not batched) to a client of any transport.
+    pub(super) fn send_to_client(&mut self, to: &FiveTuple, data: &[u8]) {
+        match to.transport {
+            Transport::Udp => {
+                if let Some(d) = self.client_dest(to)
+                    && let SocketId::Udp(i) = d.sock
+                {
+                    self.udp[i].0.send(d.to, d.src_ip, data, None);
+                }
+            }
+            Transport::Tcp | Transport::Tls => self.send_to_conn(to, data),
+        }
+    }
+}
+
+/// The UDP socket an id names among listeners and relays, if it still exists.
+#[inline]
+fn sock_of<'a>(
+    udp: &'a [(Sock, SocketAddr)],
+    relays: &'a Slots<RelaySock>,
+    id: SocketId,
+) -> Option<&'a Sock> {
+    match id {
+        SocketId::Udp(i) => udp.get(i).map(|(s, _)| s),
+        SocketId::Relay { slot, ipv6 } => relays
+            .get(slot as usize)
+            .and_then(|r| r.socks[usize::from(ipv6)].as_ref()),
+        SocketId::Waker | SocketId::StreamListener(_) | SocketId::Conn(_) => None,
+    }
+}
