@@ -11,7 +11,7 @@ use super::{
     Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
     RelayId, Server, TimerKey,
 };
-use crate::proto::stun::{AttrType, Class, Message, decode_u32};
+use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_u32};
 use crate::proto::time::Now;
 
 /// IANA protocol number of UDP, the one REQUESTED-TRANSPORT tern relays.
@@ -39,7 +39,13 @@ impl Server {
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         if self.by_client.contains_key(&req.from) {
-            return self.error(now, req, 437, ErrExtra::None, key);
+            return self.error(
+                now,
+                req,
+                ErrorCode::ALLOCATION_MISMATCH,
+                ErrExtra::None,
+                key,
+            );
         }
         if self.pending.values().any(|p| p.five == req.from) {
             // A retransmission while the relay socket is being bound: the
@@ -47,13 +53,19 @@ impl Server {
             return;
         }
         let Some(transport) = msg.get(AttrType::REQUESTED_TRANSPORT) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
         };
         if transport.len() != 4 {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
         }
         if transport[0] != PROTO_UDP {
-            return self.error(now, req, 442, ErrExtra::None, key);
+            return self.error(
+                now,
+                req,
+                ErrorCode::UNSUPPORTED_TRANSPORT,
+                ErrExtra::None,
+                key,
+            );
         }
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
@@ -64,7 +76,7 @@ impl Server {
         if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
             || family.is_some() && additional.is_some()
         {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
         }
         let ipv6 = match family.map(parse_family) {
             None => false,
@@ -75,28 +87,44 @@ impl Server {
         let dual = match additional.map(parse_family) {
             None => false,
             Some(Ok(true)) => true,
-            Some(Ok(false) | Err(_)) => return self.error(now, req, 400, ErrExtra::None, key),
+            Some(Ok(false) | Err(_)) => {
+                return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            }
         };
         if ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4 {
-            return self.error(now, req, 440, ErrExtra::None, key);
+            return self.error(
+                now,
+                req,
+                ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED,
+                ErrExtra::None,
+                key,
+            );
         }
         let Ok(lifetime) = self.lifetime(msg, true) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
         };
         let port = match (even, token) {
             (Some(v), None) => match v.first() {
                 Some(b) => PortRequest::Even {
                     reserve_next: b & 0x80 != 0,
                 },
-                None => return self.error(now, req, 400, ErrExtra::None, key),
+                None => return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key),
             },
             (None, Some(t)) => {
                 let Ok(t) = <[u8; 8]>::try_from(t) else {
-                    return self.error(now, req, 400, ErrExtra::None, key);
+                    return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
                 };
                 match self.quota.take_reservation(u64::from_be_bytes(t)) {
                     Some(port) => PortRequest::Reserved(port),
-                    None => return self.error(now, req, 508, ErrExtra::None, key),
+                    None => {
+                        return self.error(
+                            now,
+                            req,
+                            ErrorCode::INSUFFICIENT_CAPACITY,
+                            ErrExtra::None,
+                            key,
+                        );
+                    }
                 }
             }
             _ => PortRequest::Any,
@@ -108,8 +136,24 @@ impl Server {
             limits.max_allocations_per_user,
         ) {
             Ok(()) => {}
-            Err(QuotaError::User) => return self.error(now, req, 486, ErrExtra::None, key),
-            Err(QuotaError::Total) => return self.error(now, req, 508, ErrExtra::None, key),
+            Err(QuotaError::User) => {
+                return self.error(
+                    now,
+                    req,
+                    ErrorCode::ALLOCATION_QUOTA_REACHED,
+                    ErrExtra::None,
+                    key,
+                );
+            }
+            Err(QuotaError::Total) => {
+                return self.error(
+                    now,
+                    req,
+                    ErrorCode::INSUFFICIENT_CAPACITY,
+                    ErrExtra::None,
+                    key,
+                );
+            }
         }
         let relay = self.slab.reserve();
         self.pending.insert(
@@ -157,7 +201,13 @@ impl Server {
             Err(()) => {
                 self.slab.cancel(relay);
                 self.quota.release(&p.username);
-                return self.error(now, req, 508, ErrExtra::None, Some(p.key));
+                return self.error(
+                    now,
+                    req,
+                    ErrorCode::INSUFFICIENT_CAPACITY,
+                    ErrExtra::None,
+                    Some(p.key),
+                );
             }
         };
         let expires_at = now.mono + p.lifetime;
@@ -210,16 +260,28 @@ impl Server {
     pub(super) fn refresh(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
+            return self.error(
+                now,
+                req,
+                ErrorCode::ALLOCATION_MISMATCH,
+                ErrExtra::None,
+                key,
+            );
         };
         if let Some(v) = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY) {
             let asked_v6 = v.first() == Some(&0x02);
             if !self.slab.get(id).is_some_and(|a| a.serves_family(asked_v6)) {
-                return self.error(now, req, 443, ErrExtra::None, key);
+                return self.error(
+                    now,
+                    req,
+                    ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH,
+                    ErrExtra::None,
+                    key,
+                );
             }
         }
         let Ok(lifetime) = self.lifetime(msg, false) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
         };
         if lifetime.is_zero() {
             self.remove_allocation(id, EndReason::Deleted);
@@ -235,11 +297,11 @@ impl Server {
 
 /// REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value: 0x01 IPv4,
 /// 0x02 IPv6 (true); another family is 440, a bad length 400.
-fn parse_family(v: &[u8]) -> Result<bool, u16> {
+fn parse_family(v: &[u8]) -> Result<bool, ErrorCode> {
     match v {
         [0x01, _, _, _] => Ok(false),
         [0x02, _, _, _] => Ok(true),
-        [_, _, _, _] => Err(440),
-        _ => Err(400),
+        [_, _, _, _] => Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),
+        _ => Err(ErrorCode::BAD_REQUEST),
     }
 }

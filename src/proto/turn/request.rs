@@ -8,7 +8,7 @@ use super::relay::{ClientAction, DropReason};
 use super::{Event, FiveTuple, Server, Transmit};
 use crate::proto::auth::{AuthError, LongTermKey, NonceState};
 use crate::proto::stun::{
-    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId,
+    AttrType, Class, ErrorCode, Message, MessageType, MessageWriter, Method, TransactionId,
 };
 use crate::proto::time::Now;
 
@@ -65,25 +65,6 @@ fn known_attrs(method: Method) -> Option<&'static [AttrType]> {
     })
 }
 
-pub(super) fn reason(code: u16) -> &'static str {
-    match code {
-        300 => "Try Alternate",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        420 => "Unknown Attribute",
-        437 => "Allocation Mismatch",
-        438 => "Stale Nonce",
-        440 => "Address Family not Supported",
-        441 => "Wrong Credentials",
-        442 => "Unsupported Transport Protocol",
-        443 => "Peer Address Family Mismatch",
-        486 => "Allocation Quota Reached",
-        508 => "Insufficient Capacity",
-        _ => "Server Error",
-    }
-}
-
 impl Server {
     pub(super) fn handle_stun(&mut self, now: Now, from: FiveTuple, buf: &[u8]) -> ClientAction {
         let msg = match Message::parse(buf) {
@@ -127,12 +108,18 @@ impl Server {
             return;
         }
         let Some(known) = known_attrs(req.method) else {
-            self.error(now, req, 400, ErrExtra::None, None);
+            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
             return;
         };
         let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known].concat());
         if n > 0 {
-            self.error(now, req, 420, ErrExtra::Unknown(&unknown[..n]), None);
+            self.error(
+                now,
+                req,
+                ErrorCode::UNKNOWN_ATTRIBUTE,
+                ErrExtra::Unknown(&unknown[..n]),
+                None,
+            );
             return;
         }
         if req.method == Method::BINDING {
@@ -147,7 +134,13 @@ impl Server {
         if let Some(alloc) = self.allocation(&from)
             && alloc.username != auth.username
         {
-            self.error(now, req, 441, ErrExtra::None, Some(auth.key));
+            self.error(
+                now,
+                req,
+                ErrorCode::WRONG_CREDENTIALS,
+                ErrExtra::None,
+                Some(auth.key),
+            );
             return;
         }
         match req.method {
@@ -156,7 +149,13 @@ impl Server {
             Method::CREATE_PERMISSION => self.create_permission(now, req, msg, auth),
             Method::CHANNEL_BIND => self.channel_bind(now, req, msg, auth),
             // invariant: known_attrs returned Some only for the methods above and Binding.
-            _ => self.error(now, req, 400, ErrExtra::None, Some(auth.key)),
+            _ => self.error(
+                now,
+                req,
+                ErrorCode::BAD_REQUEST,
+                ErrExtra::None,
+                Some(auth.key),
+            ),
         }
     }
 
@@ -172,7 +171,13 @@ impl Server {
     /// after queueing the error response.
     fn authenticate(&mut self, now: Now, req: Req, msg: &Message<'_>) -> Option<Authed> {
         if !msg.has_integrity() {
-            self.error(now, req, 401, ErrExtra::Challenge, None);
+            self.error(
+                now,
+                req,
+                ErrorCode::UNAUTHENTICATED,
+                ErrExtra::Challenge,
+                None,
+            );
             return None;
         }
         let (Some(username), Some(_realm), Some(nonce)) = (
@@ -180,7 +185,7 @@ impl Server {
             msg.get(AttrType::REALM),
             msg.get(AttrType::NONCE),
         ) else {
-            self.error(now, req, 400, ErrExtra::None, None);
+            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
             return None;
         };
         let config = Arc::clone(&self.config);
@@ -193,7 +198,7 @@ impl Server {
         ) {
             NonceState::Valid => {}
             NonceState::Stale | NonceState::Invalid => {
-                self.error(now, req, 438, ErrExtra::Challenge, None);
+                self.error(now, req, ErrorCode::STALE_NONCE, ErrExtra::Challenge, None);
                 return None;
             }
         }
@@ -248,7 +253,13 @@ impl Server {
             username,
             reason,
         });
-        self.error(now, req, 401, ErrExtra::Challenge, None);
+        self.error(
+            now,
+            req,
+            ErrorCode::UNAUTHENTICATED,
+            ErrExtra::Challenge,
+            None,
+        );
     }
 
     /// Queues an error response. With `key` (an authenticated request) it
@@ -257,7 +268,7 @@ impl Server {
         &mut self,
         now: Now,
         req: Req,
-        code: u16,
+        code: ErrorCode,
         extra: ErrExtra<'_>,
         key: Option<LongTermKey>,
     ) {
@@ -276,7 +287,7 @@ impl Server {
         });
         let cache = key.is_some().then_some(now);
         self.reply(cache, req, Class::Error, key, |w| {
-            w.push_error_code(code, reason(code));
+            w.push_error_code(code.code(), code.reason());
             match extra {
                 ErrExtra::None => {}
                 ErrExtra::Challenge => {
