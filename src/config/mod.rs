@@ -175,6 +175,10 @@ pub struct AllocationSection {
     pub default_lifetime_secs: u64,
     /// Longest lifetime a client may ask for; must be >= default_lifetime_secs.
     pub max_lifetime_secs: u64,
+    /// Accept channel numbers 0x4000–0x7FFF (RFC 5766) instead of
+    /// 0x4000–0x4FFF (RFC 8656 §12). Only for old clients that pick from the
+    /// wide range, e.g. coturn's `turnutils_uclient`.
+    pub rfc5766_channel_range: bool,
 }
 
 impl Default for AllocationSection {
@@ -182,6 +186,7 @@ impl Default for AllocationSection {
         Self {
             default_lifetime_secs: 600,
             max_lifetime_secs: 3600,
+            rfc5766_channel_range: false,
         }
     }
 }

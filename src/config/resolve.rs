@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 use super::error::quoted;
 use super::{ConfigError, FileConfig, UserEntry};
 use crate::proto::auth::{Credentials, LongTermKey};
+use crate::proto::channel_data::ChannelRange;
 use crate::proto::config::{Config, Limits};
 use crate::proto::peer_policy::PeerPolicy;
 use crate::secret::Secret;
@@ -368,6 +369,11 @@ impl FileConfig {
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
                 relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
+                channel_range: if self.allocation.rfc5766_channel_range {
+                    ChannelRange::Rfc5766
+                } else {
+                    ChannelRange::Rfc8656
+                },
             },
         })
     }

@@ -253,6 +253,14 @@ impl Worker {
                     }
                 }
             }
+            Command::ReleaseRelayFamily { relay, ipv6 } => {
+                if let Some(Some(r)) = self.relays.get_mut(relay.slot as usize)
+                    && r.id == relay
+                    && let Some(mut s) = r.socks[usize::from(ipv6)].take()
+                {
+                    let _ = self.poll.registry().deregister(&mut s.sock);
+                }
+            }
             Command::ReleaseReservation { port } => {
                 self.reserved.lock().remove(&port);
             }

@@ -8,8 +8,8 @@ use super::allocation::Allocation;
 use super::quota::QuotaError;
 use super::request::{Authed, ErrExtra, Req};
 use super::{
-    Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
-    RelayId, Server, TimerKey,
+    Command, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound, RelayId,
+    Server, TimerKey,
 };
 use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_u32};
 use crate::proto::time::Now;
@@ -18,7 +18,7 @@ use crate::proto::time::Now;
 const PROTO_UDP: u8 = 17;
 
 impl Server {
-    fn lifetime(&self, msg: &Message<'_>, allocate: bool) -> Result<Duration, ()> {
+    pub(super) fn lifetime(&self, msg: &Message<'_>, allocate: bool) -> Result<Duration, ()> {
         let c = &self.config;
         let requested = match msg.get(AttrType::LIFETIME) {
             None => return Ok(c.default_lifetime),
@@ -213,12 +213,21 @@ impl Server {
         let expires_at = now.mono + p.lifetime;
         let mut alloc = Allocation::new(p.five, bound.addr, p.username.clone(), expires_at);
         alloc.additional_addr = bound.additional;
+        if bound.additional.is_some() {
+            alloc.family_expires = Some([expires_at; 2]);
+        }
         // invariant: the slot was reserved for this pending allocate.
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
         self.by_client.insert(p.five, relay);
         self.timers
             .insert((expires_at, TimerKey::Allocation(relay)));
+        if bound.additional.is_some() {
+            for v6 in [false, true] {
+                self.timers
+                    .insert((expires_at, TimerKey::Family(relay, v6)));
+            }
+        }
         let token = bound.reserved_port.map(|port| {
             self.token_counter += 1;
             let t = std::collections::hash_map::RandomState::new().hash_one(self.token_counter);
@@ -256,48 +265,11 @@ impl Server {
             w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
         });
     }
-
-    pub(super) fn refresh(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
-        let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ALLOCATION_MISMATCH,
-                ErrExtra::None,
-                key,
-            );
-        };
-        if let Some(v) = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY) {
-            let asked_v6 = v.first() == Some(&0x02);
-            if !self.slab.get(id).is_some_and(|a| a.serves_family(asked_v6)) {
-                return self.error(
-                    now,
-                    req,
-                    ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH,
-                    ErrExtra::None,
-                    key,
-                );
-            }
-        }
-        let Ok(lifetime) = self.lifetime(msg, false) else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
-        };
-        if lifetime.is_zero() {
-            self.remove_allocation(id, EndReason::Deleted);
-        } else {
-            self.set_allocation_expiry(id, now.mono + lifetime);
-        }
-        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
-        self.reply(Some(now), req, Class::Success, key, |w| {
-            w.push_u32(AttrType::LIFETIME, secs);
-        });
-    }
 }
 
 /// REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value: 0x01 IPv4,
 /// 0x02 IPv6 (true); another family is 440, a bad length 400.
-fn parse_family(v: &[u8]) -> Result<bool, ErrorCode> {
+pub(super) fn parse_family(v: &[u8]) -> Result<bool, ErrorCode> {
     match v {
         [0x01, _, _, _] => Ok(false),
         [0x02, _, _, _] => Ok(true),

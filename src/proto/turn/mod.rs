@@ -17,6 +17,7 @@ mod allocate;
 mod allocation;
 mod permission;
 mod quota;
+mod refresh;
 mod relay;
 mod replay;
 mod request;
@@ -86,6 +87,9 @@ pub enum Command {
     },
     /// Close the relay socket of an allocation that ended.
     ReleaseRelay { relay: RelayId },
+    /// Close one family's socket of a dual allocation (a Refresh deleted or
+    /// let expire that family, RFC 8656 §8); the other keeps relaying.
+    ReleaseRelayFamily { relay: RelayId, ipv6: bool },
     /// Close a reserved port nobody claimed.
     ReleaseReservation { port: u16 },
 }
@@ -158,11 +162,15 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Datagrams dropped by the per-allocation bandwidth limit.
     pub over_bandwidth: u64,
+    /// ChannelData dropped: channel number outside the configured range.
+    pub channel_out_of_range: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum TimerKey {
     Allocation(RelayId),
+    /// One family of a dual allocation (`true` = IPv6).
+    Family(RelayId, bool),
     Reservation(u64),
 }
 
@@ -280,6 +288,7 @@ impl Server {
                         self.remove_allocation(id, EndReason::Expired);
                     }
                 }
+                TimerKey::Family(id, ipv6) => self.family_timeout(id, ipv6, now),
                 TimerKey::Reservation(token) => {
                     if let Some(port) = self.quota.take_reservation(token) {
                         self.commands
@@ -304,6 +313,9 @@ impl Server {
         self.by_client.remove(&alloc.five);
         self.timers
             .remove(&(alloc.expires_at, TimerKey::Allocation(id)));
+        for (i, at) in alloc.family_expires.into_iter().flatten().enumerate() {
+            self.timers.remove(&(at, TimerKey::Family(id, i == 1)));
+        }
         self.quota.release(&alloc.username);
         self.commands.push_back(Command::ReleaseRelay { relay: id });
         self.stats.allocations_ended += 1;

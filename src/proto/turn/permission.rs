@@ -135,9 +135,12 @@ impl Server {
                 key,
             );
         };
+        // RFC 8656 §12.2: a number outside 0x4000–0x4FFF (or the RFC 5766
+        // range when configured) is answered 400.
+        let range = self.config.channel_range;
         let number = msg.get(AttrType::CHANNEL_NUMBER).and_then(|v| {
             let b: [u8; 4] = v.try_into().ok()?;
-            ChannelNumber::new(u16::from_be_bytes([b[0], b[1]]))
+            ChannelNumber::new(u16::from_be_bytes([b[0], b[1]])).filter(|n| range.contains(*n))
         });
         let Some(number) = number else {
             return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);

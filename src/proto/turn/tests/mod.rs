@@ -3,6 +3,7 @@
 mod allocate;
 mod auth;
 mod permission;
+mod refresh;
 mod relay;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub(super) struct TestServer {
     next_port: u16,
     pub(super) bound: Vec<RelayId>,
     pub(super) released: Vec<RelayId>,
+    /// Families released from dual allocations (`true` = IPv6).
+    pub(super) released_family: Vec<(RelayId, bool)>,
     pub(super) fail_binds: bool,
     tid_counter: u32,
 }
@@ -72,6 +75,7 @@ impl TestServer {
             next_port: 50_000,
             bound: Vec::new(),
             released: Vec::new(),
+            released_family: Vec::new(),
             fail_binds: false,
             tid_counter: 0,
         }
@@ -117,6 +121,9 @@ impl TestServer {
                     self.server.handle_relay_bound(self.now, relay, result);
                 }
                 Command::ReleaseRelay { relay } => self.released.push(relay),
+                Command::ReleaseRelayFamily { relay, ipv6 } => {
+                    self.released_family.push((relay, ipv6));
+                }
                 Command::ReleaseReservation { .. } => {}
             }
         }
