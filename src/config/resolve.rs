@@ -602,7 +602,7 @@ fn add_user(
                     ),
                 )
             })?;
-            creds.add_user_key(name, k);
+            creds.add_user_key(name, realm, k);
         }
         (Some(_), Some(_)) => {
             return Err(ctx.err(

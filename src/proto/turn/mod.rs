@@ -15,6 +15,7 @@
 
 mod allocate;
 mod allocation;
+mod auth;
 mod permission;
 mod quota;
 mod refresh;
@@ -164,6 +165,9 @@ pub struct Stats {
     pub over_bandwidth: u64,
     /// ChannelData dropped: channel number outside the configured range.
     pub channel_out_of_range: u64,
+    /// Requests answered 400 for a malformed or bid-down
+    /// PASSWORD-ALGORITHM(S) or USERHASH (RFC 8489 §9.2.4).
+    pub bad_auth_attrs: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -180,7 +184,7 @@ struct PendingAllocate {
     five: FiveTuple,
     tid: TransactionId,
     username: String,
-    key: crate::proto::auth::LongTermKey,
+    key: auth::ReplyKey,
     lifetime: Duration,
     /// A dual allocation was asked (ADDITIONAL-ADDRESS-FAMILY).
     dual: bool,

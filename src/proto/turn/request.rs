@@ -1,12 +1,14 @@
-//! Request dispatch: parsing, retransmission replay, 420, authentication
-//! (RFC 8489 §9.2), Binding, and the reply builder shared by all methods.
+//! Request dispatch: parsing, retransmission replay, 420, the
+//! authentication gate (see `auth.rs`), Binding, and the reply builder
+//! shared by all methods.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::auth::ReplyKey;
 use super::relay::{ClientAction, DropReason};
-use super::{Event, FiveTuple, Server, Transmit};
-use crate::proto::auth::{AuthError, LongTermKey, NonceState};
+use super::{FiveTuple, Server, Transmit};
+use crate::proto::auth::OFFERED_ALGORITHMS;
 use crate::proto::stun::{
     AttrType, Class, ErrorCode, Message, MessageType, MessageWriter, Method, TransactionId,
 };
@@ -16,7 +18,7 @@ use crate::proto::time::Now;
 #[derive(Debug)]
 pub(super) struct Authed {
     pub(super) username: String,
-    pub(super) key: LongTermKey,
+    pub(super) key: ReplyKey,
 }
 
 /// Context for a reply.
@@ -39,6 +41,9 @@ pub(super) enum ErrExtra<'a> {
 
 const COMMON_KNOWN: &[AttrType] = &[
     AttrType::USERNAME,
+    AttrType::USERHASH,
+    AttrType::PASSWORD_ALGORITHM,
+    AttrType::PASSWORD_ALGORITHMS,
     AttrType::MESSAGE_INTEGRITY,
     AttrType::MESSAGE_INTEGRITY_SHA256,
     AttrType::REALM,
@@ -167,101 +172,6 @@ impl Server {
         });
     }
 
-    /// The long-term credential check of RFC 8489 §9.2.4. Returns `None`
-    /// after queueing the error response.
-    fn authenticate(&mut self, now: Now, req: Req, msg: &Message<'_>) -> Option<Authed> {
-        if !msg.has_integrity() {
-            self.error(
-                now,
-                req,
-                ErrorCode::UNAUTHENTICATED,
-                ErrExtra::Challenge,
-                None,
-            );
-            return None;
-        }
-        let (Some(username), Some(_realm), Some(nonce)) = (
-            msg.get(AttrType::USERNAME),
-            msg.get(AttrType::REALM),
-            msg.get(AttrType::NONCE),
-        ) else {
-            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
-            return None;
-        };
-        let config = Arc::clone(&self.config);
-        let lifetime = config.nonce_lifetime.as_secs();
-        match config.credentials.nonce_key().check(
-            nonce,
-            now.unix_secs,
-            req.from.client.ip(),
-            lifetime,
-        ) {
-            NonceState::Valid => {}
-            NonceState::Stale | NonceState::Invalid => {
-                self.error(now, req, ErrorCode::STALE_NONCE, ErrExtra::Challenge, None);
-                return None;
-            }
-        }
-        let Ok(username) = std::str::from_utf8(username) else {
-            self.auth_failed(
-                now,
-                req,
-                String::from("<not utf-8>"),
-                "username is not UTF-8",
-            );
-            return None;
-        };
-        let mut found = None;
-        let result = config
-            .credentials
-            .keys_for(username, &config.realm, now.unix_secs, |k| {
-                let ok = msg.check_integrity(&k.0).is_ok();
-                if ok {
-                    found = Some(k);
-                }
-                ok
-            });
-        match (result, found) {
-            (Ok(true), Some(key)) => Some(Authed {
-                username: username.to_owned(),
-                key,
-            }),
-            (Err(AuthError::Expired), _) => {
-                self.auth_failed(now, req, username.to_owned(), "REST credential expired");
-                None
-            }
-            (Err(AuthError::UnknownUser), _) => {
-                self.auth_failed(now, req, username.to_owned(), "unknown username");
-                None
-            }
-            _ => {
-                self.auth_failed(
-                    now,
-                    req,
-                    username.to_owned(),
-                    "bad MESSAGE-INTEGRITY (wrong password)",
-                );
-                None
-            }
-        }
-    }
-
-    fn auth_failed(&mut self, now: Now, req: Req, username: String, reason: &'static str) {
-        self.stats.auth_failures += 1;
-        self.events.push_back(Event::AuthFailed {
-            client: req.from,
-            username,
-            reason,
-        });
-        self.error(
-            now,
-            req,
-            ErrorCode::UNAUTHENTICATED,
-            ErrExtra::Challenge,
-            None,
-        );
-    }
-
     /// Queues an error response. With `key` (an authenticated request) it
     /// carries MESSAGE-INTEGRITY and is kept for retransmissions.
     pub(super) fn error(
@@ -270,7 +180,7 @@ impl Server {
         req: Req,
         code: ErrorCode,
         extra: ErrExtra<'_>,
-        key: Option<LongTermKey>,
+        key: Option<ReplyKey>,
     ) {
         // Unauthenticated senders may be spoofed: answer each source IP at
         // a bounded rate so tern cannot be turned into a reflector.
@@ -295,6 +205,8 @@ impl Server {
                     if let Some(n) = &nonce {
                         w.push(AttrType::NONCE, n);
                     }
+                    // RFC 8489 §9.2.4: the algorithms the client may pick.
+                    w.push(AttrType::PASSWORD_ALGORITHMS, &OFFERED_ALGORITHMS);
                 }
                 ErrExtra::Unknown(types) => {
                     w.push_unknown_attributes(types);
@@ -312,7 +224,7 @@ impl Server {
         cache: Option<Now>,
         req: Req,
         class: Class,
-        key: Option<LongTermKey>,
+        key: Option<ReplyKey>,
         f: impl FnOnce(&mut MessageWriter<'_>),
     ) {
         let mut out = Vec::with_capacity(128);
@@ -322,7 +234,7 @@ impl Server {
             w.push(AttrType::SOFTWARE, sw.as_bytes());
         }
         if let Some(k) = key {
-            w.push_integrity(&k.0);
+            k.push_integrity(&mut w);
         }
         w.push_fingerprint();
         if let Some(now) = cache {
