@@ -5,6 +5,7 @@ mod auth;
 mod permission;
 mod refresh;
 mod relay;
+mod sha256;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
