@@ -165,6 +165,12 @@ pub struct UserEntry {
     /// printed by `tern key` or coturn's `turnadmin -k`.
     #[serde(default, deserialize_with = "de_opt_secret")]
     pub key: Option<Secret<String>>,
+    /// SHA-256 long-term key (RFC 8489 §9.2.2): 64 hex digits of
+    /// SHA-256("username:realm:password"), as printed by
+    /// `tern key --algorithm sha256`. With only `key`, the user cannot use
+    /// the SHA-256 password algorithm; a `password` gives both.
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub key_sha256: Option<Secret<String>>,
 }
 
 /// `[allocation]`
