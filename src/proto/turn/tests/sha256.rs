@@ -226,3 +226,57 @@ fn user_with_only_an_md5_key_cannot_use_sha256() {
     let resp = allocate(&mut t, c, &Auth::sha256("dave", "pw"));
     expect_success(&resp, Method::ALLOCATE);
 }
+
+/// The fuzz seeds are written by an independent implementation (a Python
+/// script, see the commit) with the `server_input` target's credentials:
+/// tern must agree with it on nonce, USERHASH, key and HMAC-SHA256.
+#[test]
+fn fuzz_seeds_from_an_independent_encoder_authenticate() {
+    let mut creds = Credentials::new([1; 32]);
+    creds.add_user_password("u", "r", "p");
+    let mut server = Server::new(
+        Arc::new(Config::new("r", creds)),
+        Arc::new(QuotaLedger::new()),
+    );
+    let now = Now {
+        mono: Instant::now(),
+        unix_secs: 1_700_000_000,
+    };
+    let five = FiveTuple {
+        client: addr("192.0.2.1:1000"),
+        server: addr("192.0.2.2:3478"),
+        transport: Transport::Udp,
+    };
+    let seeds: [(&[u8], u16); 5] = [
+        // Authenticated, then 437: no allocation to refresh.
+        (
+            include_bytes!("../../../../fuzz/corpus/server_input/sha256_refresh"),
+            437,
+        ),
+        (
+            include_bytes!("../../../../fuzz/corpus/server_input/userhash_refresh"),
+            437,
+        ),
+        (
+            include_bytes!("../../../../fuzz/corpus/server_input/bid_down_md5_only"),
+            400,
+        ),
+        (
+            include_bytes!("../../../../fuzz/corpus/server_input/unknown_algorithm"),
+            400,
+        ),
+        (
+            include_bytes!("../../../../fuzz/corpus/server_input/short_userhash"),
+            400,
+        ),
+    ];
+    let key = Sha256Key::derive("u", "r", "p");
+    for (i, (seed, code)) in seeds.iter().enumerate() {
+        assert_eq!(server.handle_client(now, five, seed), ClientAction::Handled);
+        let resp = server.poll_transmit().expect("a response").data;
+        assert_eq!(error_code(&resp), *code, "seed {i}");
+        let m = Message::parse(&resp).unwrap();
+        let authed = *code == 437;
+        assert_eq!(m.check_integrity_sha256(&key.0).is_ok(), authed, "seed {i}");
+    }
+}
