@@ -11,7 +11,7 @@ def attr(t, v):
     return struct.pack("!HH", t, len(v)) + v + b"\0" * ((4 - len(v) % 4) % 4)
 def nonce():
     ts = struct.pack("!I", 1_700_000_000)
-    tag = hmac.new(bytes([1]*32), ts + bytes([192,0,2,1]), hashlib.sha256).digest()[:12]
+    tag = hmac.new(bytes([1]*32), ts + bytes([192,0,2,1]), hashlib.sha256).digest()[:9]
     return b"obMatJos2AAAD" + base64.urlsafe_b64encode(ts + tag).rstrip(b"=")
 def msg(method, tid, attrs, key=None, sha256=True):
     body = b"".join(attrs)

@@ -3,7 +3,7 @@
 //!
 //! A nonce is the RFC 8489 nonce cookie (13 characters, below) followed by
 //! base64url (no padding) of the issue time (Unix seconds, 32 bits) and
-//! HMAC-SHA256(key, time ‖ client IP) truncated to 96 bits. A nonce from
+//! HMAC-SHA256(key, time ‖ client IP) truncated to 72 bits. A nonce from
 //! another client address, without the cookie, or forged, is `Invalid`; one
 //! older than the configured lifetime is `Stale` (438, RFC 8489 §9.2.4).
 //!
@@ -25,14 +25,16 @@ use crate::secret::Secret;
 /// The nonce cookie with tern's security features (password algorithms,
 /// username anonymity), RFC 8489 §9.2.
 pub const NONCE_COOKIE: &[u8; 13] = b"obMatJos2AAAD";
-/// Bytes of HMAC tag kept (96 bits).
-const TAG_LEN: usize = 12;
+/// Bytes of HMAC tag kept (72 bits). A forged nonce would only skip the
+/// 401 round trip (the request still needs the key), and each guess costs a
+/// datagram, so 72 bits is ample and keeps the 401 small.
+const TAG_LEN: usize = 9;
 /// Issue time (4 bytes) and tag.
 const RAW_LEN: usize = 4 + TAG_LEN;
-/// Length of a nonce in bytes: the cookie and 22 base64url characters of
+/// Length of a nonce in bytes: the cookie and 18 base64url characters of
 /// time and tag. Short on purpose: the 401 to an unauthenticated request
 /// stays under 4 times the request's size (no useful amplification).
-pub const NONCE_LEN: usize = NONCE_COOKIE.len() + 22;
+pub const NONCE_LEN: usize = NONCE_COOKIE.len() + 18;
 
 /// The server's nonce key.
 #[derive(Clone, Debug)]
@@ -75,10 +77,10 @@ impl NonceKey {
         let mut out = [0u8; NONCE_LEN];
         let (cookie, text) = out.split_at_mut(NONCE_COOKIE.len());
         cookie.copy_from_slice(NONCE_COOKIE);
-        // invariant: 16 bytes encode to exactly 22 characters without padding.
+        // invariant: 13 bytes encode to exactly 18 characters without padding.
         let n = URL_SAFE_NO_PAD
             .encode_slice(raw, text)
-            .expect("22 characters fit");
+            .expect("18 characters fit");
         debug_assert_eq!(n, text.len());
         out
     }
