@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::allocation::Allocation;
 use super::quota::QuotaError;
-use super::request::{Authed, ErrExtra, Req};
+use super::request::{Authed, Req};
 use super::{
     Command, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound, RelayId,
     Server, TimerKey,
@@ -39,13 +39,7 @@ impl Server {
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         if self.by_client.contains_key(&req.from) {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ALLOCATION_MISMATCH,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::ALLOCATION_MISMATCH, key);
         }
         if self.pending.values().any(|p| p.five == req.from) {
             // A retransmission while the relay socket is being bound: the
@@ -53,19 +47,13 @@ impl Server {
             return;
         }
         let Some(transport) = msg.get(AttrType::REQUESTED_TRANSPORT) else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         if transport.len() != 4 {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
         if transport[0] != PROTO_UDP {
-            return self.error(
-                now,
-                req,
-                ErrorCode::UNSUPPORTED_TRANSPORT,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key);
         }
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
@@ -76,54 +64,42 @@ impl Server {
         if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
             || family.is_some() && additional.is_some()
         {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
         let ipv6 = match family.map(parse_family) {
             None => false,
             Some(Ok(v6)) => v6,
-            Some(Err(code)) => return self.error(now, req, code, ErrExtra::None, key),
+            Some(Err(code)) => return self.reject(now, req, code, key),
         };
         // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
         let dual = match additional.map(parse_family) {
             None => false,
             Some(Ok(true)) => true,
             Some(Ok(false) | Err(_)) => {
-                return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+                return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
             }
         };
         if ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4 {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED, key);
         }
         let Ok(lifetime) = self.lifetime(msg, true) else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         let port = match (even, token) {
             (Some(v), None) => match v.first() {
                 Some(b) => PortRequest::Even {
                     reserve_next: b & 0x80 != 0,
                 },
-                None => return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key),
+                None => return self.reject(now, req, ErrorCode::BAD_REQUEST, key),
             },
             (None, Some(t)) => {
                 let Ok(t) = <[u8; 8]>::try_from(t) else {
-                    return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+                    return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
                 };
                 match self.quota.take_reservation(u64::from_be_bytes(t)) {
                     Some(port) => PortRequest::Reserved(port),
                     None => {
-                        return self.error(
-                            now,
-                            req,
-                            ErrorCode::INSUFFICIENT_CAPACITY,
-                            ErrExtra::None,
-                            key,
-                        );
+                        return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, key);
                     }
                 }
             }
@@ -137,22 +113,10 @@ impl Server {
         ) {
             Ok(()) => {}
             Err(QuotaError::User) => {
-                return self.error(
-                    now,
-                    req,
-                    ErrorCode::ALLOCATION_QUOTA_REACHED,
-                    ErrExtra::None,
-                    key,
-                );
+                return self.reject(now, req, ErrorCode::ALLOCATION_QUOTA_REACHED, key);
             }
             Err(QuotaError::Total) => {
-                return self.error(
-                    now,
-                    req,
-                    ErrorCode::INSUFFICIENT_CAPACITY,
-                    ErrExtra::None,
-                    key,
-                );
+                return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, key);
             }
         }
         let relay = self.slab.reserve();
@@ -201,13 +165,7 @@ impl Server {
             Err(()) => {
                 self.slab.cancel(relay);
                 self.quota.release(&p.username);
-                return self.error(
-                    now,
-                    req,
-                    ErrorCode::INSUFFICIENT_CAPACITY,
-                    ErrExtra::None,
-                    Some(p.key),
-                );
+                return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, Some(p.key));
             }
         };
         let expires_at = now.mono + p.lifetime;

@@ -66,7 +66,7 @@ impl Server {
         let (Some(ident), Some(_realm), Some(nonce)) =
             (ident, msg.get(AttrType::REALM), msg.get(AttrType::NONCE))
         else {
-            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
+            self.reject(now, req, ErrorCode::BAD_REQUEST, None);
             return None;
         };
         let config = Arc::clone(&self.config);
@@ -86,7 +86,7 @@ impl Server {
         let hashed = msg.get(AttrType::USERHASH).is_some();
         let (Some(alg), true) = (alg, !hashed || ident.len() == 32) else {
             self.stats.bad_auth_attrs += 1;
-            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
+            self.reject(now, req, ErrorCode::BAD_REQUEST, None);
             return None;
         };
         let username = if hashed {

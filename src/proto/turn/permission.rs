@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::request::{Authed, ErrExtra, Req, xor_addr};
+use super::request::{Authed, Req, xor_addr};
 use super::{Event, FiveTuple, RelayId, Server};
 use crate::proto::channel_data::ChannelNumber;
 use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_xor_addr};
@@ -63,13 +63,7 @@ impl Server {
     ) {
         let key = Some(auth.key);
         let Some((id, families)) = self.client_allocation(&req.from) else {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ALLOCATION_MISMATCH,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::ALLOCATION_MISMATCH, key);
         };
         let tid = msg.transaction_id();
         let mut peers = [None::<SocketAddr>; MAX_PEERS_PER_REQUEST];
@@ -79,25 +73,19 @@ impl Server {
                 continue;
             }
             let Ok(peer) = decode_xor_addr(v, &tid) else {
-                return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+                return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
             };
             if n == MAX_PEERS_PER_REQUEST {
-                return self.error(
-                    now,
-                    req,
-                    ErrorCode::INSUFFICIENT_CAPACITY,
-                    ErrExtra::None,
-                    key,
-                );
+                return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, key);
             }
             if let Err(code) = self.vet_peer(req, families, peer, false) {
-                return self.error(now, req, code, ErrExtra::None, key);
+                return self.reject(now, req, code, key);
             }
             peers[n] = Some(peer);
             n += 1;
         }
         if n == 0 {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
         // All or nothing (RFC 8656 §10.2): check the quota before installing any.
         let max = self.config.limits.max_permissions_per_allocation as usize;
@@ -110,13 +98,7 @@ impl Server {
             .enumerate()
             .all(|(i, p)| alloc.permission_fits(p.ip(), now.mono, max, i));
         if !fits {
-            return self.error(
-                now,
-                req,
-                ErrorCode::INSUFFICIENT_CAPACITY,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, key);
         }
         for p in peers[..n].iter().flatten() {
             alloc.install_permission(p.ip(), now.mono, max);
@@ -127,13 +109,7 @@ impl Server {
     pub(super) fn channel_bind(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         let Some((id, families)) = self.client_allocation(&req.from) else {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ALLOCATION_MISMATCH,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::ALLOCATION_MISMATCH, key);
         };
         // RFC 8656 §12.2: a number outside 0x4000–0x4FFF (or the RFC 5766
         // range when configured) is answered 400.
@@ -143,13 +119,13 @@ impl Server {
             ChannelNumber::new(u16::from_be_bytes([b[0], b[1]])).filter(|n| range.contains(*n))
         });
         let Some(number) = number else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         let Some(Ok(peer)) = xor_addr(msg, AttrType::XOR_PEER_ADDRESS) else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         if let Err(code) = self.vet_peer(req, families, peer, true) {
-            return self.error(now, req, code, ErrExtra::None, key);
+            return self.reject(now, req, code, key);
         }
         let limits = &self.config.limits;
         let (max_ch, max_perm) = (
@@ -161,18 +137,12 @@ impl Server {
         };
         let refresh = match alloc.check_channel_bind(number, peer, now.mono) {
             Ok(r) => r,
-            Err(_) => return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key),
+            Err(_) => return self.reject(now, req, ErrorCode::BAD_REQUEST, key),
         };
         if !refresh && alloc.held_channels(now.mono) >= max_ch
             || !alloc.permission_fits(peer.ip(), now.mono, max_perm, 0)
         {
-            return self.error(
-                now,
-                req,
-                ErrorCode::INSUFFICIENT_CAPACITY,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::INSUFFICIENT_CAPACITY, key);
         }
         alloc.bind_channel(number, peer, now.mono);
         alloc.install_permission(peer.ip(), now.mono, max_perm);

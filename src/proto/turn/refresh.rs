@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::allocate::parse_family;
-use super::request::{Authed, ErrExtra, Req};
+use super::request::{Authed, Req};
 use super::{Command, EndReason, RelayId, Server, TimerKey};
 use crate::proto::stun::{AttrType, Class, ErrorCode, Message};
 use crate::proto::time::Now;
@@ -17,13 +17,7 @@ impl Server {
     pub(super) fn refresh(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(
-                now,
-                req,
-                ErrorCode::ALLOCATION_MISMATCH,
-                ErrExtra::None,
-                key,
-            );
+            return self.reject(now, req, ErrorCode::ALLOCATION_MISMATCH, key);
         };
         let family = match msg
             .get(AttrType::REQUESTED_ADDRESS_FAMILY)
@@ -31,18 +25,18 @@ impl Server {
         {
             None => None,
             Some(Ok(v6)) => Some(v6),
-            Some(Err(code)) => return self.error(now, req, code, ErrExtra::None, key),
+            Some(Err(code)) => return self.reject(now, req, code, key),
         };
         let Some(alloc) = self.slab.get(id) else {
             return;
         };
         if family.is_some_and(|v6| !alloc.serves_family(v6)) {
             let code = ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH;
-            return self.error(now, req, code, ErrExtra::None, key);
+            return self.reject(now, req, code, key);
         }
         let dual = alloc.family_expires.is_some();
         let Ok(lifetime) = self.lifetime(msg, false) else {
-            return self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         match (family.filter(|_| dual), lifetime.is_zero()) {
             (Some(v6), true) => self.drop_family(id, v6),

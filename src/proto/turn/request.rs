@@ -113,7 +113,7 @@ impl Server {
             return;
         }
         let Some(known) = known_attrs(req.method) else {
-            self.error(now, req, ErrorCode::BAD_REQUEST, ErrExtra::None, None);
+            self.reject(now, req, ErrorCode::BAD_REQUEST, None);
             return;
         };
         let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known].concat());
@@ -139,13 +139,7 @@ impl Server {
         if let Some(alloc) = self.allocation(&from)
             && alloc.username != auth.username
         {
-            self.error(
-                now,
-                req,
-                ErrorCode::WRONG_CREDENTIALS,
-                ErrExtra::None,
-                Some(auth.key),
-            );
+            self.reject(now, req, ErrorCode::WRONG_CREDENTIALS, Some(auth.key));
             return;
         }
         match req.method {
@@ -154,13 +148,7 @@ impl Server {
             Method::CREATE_PERMISSION => self.create_permission(now, req, msg, auth),
             Method::CHANNEL_BIND => self.channel_bind(now, req, msg, auth),
             // invariant: known_attrs returned Some only for the methods above and Binding.
-            _ => self.error(
-                now,
-                req,
-                ErrorCode::BAD_REQUEST,
-                ErrExtra::None,
-                Some(auth.key),
-            ),
+            _ => self.reject(now, req, ErrorCode::BAD_REQUEST, Some(auth.key)),
         }
     }
 
@@ -170,6 +158,11 @@ impl Server {
         self.reply(None, req, Class::Success, None, |w| {
             w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
         });
+    }
+
+    /// Queues an error response without extra attributes; see [`Server::error`].
+    pub(super) fn reject(&mut self, now: Now, req: Req, code: ErrorCode, key: Option<ReplyKey>) {
+        self.error(now, req, code, ErrExtra::None, key);
     }
 
     /// Queues an error response. With `key` (an authenticated request) it
