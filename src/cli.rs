@@ -194,6 +194,17 @@ pub struct KeyArgs {
     /// Password.
     #[arg(long, env = "TERN_PASSWORD", hide_env_values = true)]
     pub password: String,
+    /// Password algorithm (RFC 8489 §18.5): md5 prints auth.users[].key,
+    /// sha256 prints auth.users[].key_sha256.
+    #[arg(long, value_enum, default_value_t = KeyAlgorithm::Md5)]
+    pub algorithm: KeyAlgorithm,
+}
+
+/// `tern key --algorithm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyAlgorithm {
+    Md5,
+    Sha256,
 }
 
 /// `tern load`.

@@ -95,6 +95,21 @@ fn key_prints_the_long_term_key() {
     assert!(out.status.success());
     let want = tern::proto::auth::LongTermKey::derive("bob", "r", "pw").to_hex();
     assert_eq!(text(&out.stdout).trim(), want);
+    let out = tern(&[
+        "key",
+        "--algorithm",
+        "sha256",
+        "--user",
+        "bob",
+        "--realm",
+        "r",
+        "--password",
+        "pw",
+    ]);
+    assert!(out.status.success());
+    let want = tern::proto::auth::Sha256Key::derive("bob", "r", "pw").to_hex();
+    assert_eq!(text(&out.stdout).trim(), want);
+    assert_eq!(want.len(), 64);
 }
 
 /// The whole life of an allocation at trace level, with a static user, a

@@ -430,7 +430,7 @@ fn attack(
         }
         for (i, &(peer, class)) in REFUSED_ONLY.iter().enumerate() {
             let peer = SocketAddr::V4(peer);
-            let channel = 0x5000 + u16::try_from(i).expect("few addresses");
+            let channel = 0x4800 + u16::try_from(i).expect("few addresses");
             assert_eq!(
                 c.try_create_permission(peer),
                 if is_own(peer) { Ok(()) } else { Err(403) },
@@ -500,7 +500,7 @@ fn assert_delivered(
 /// and as ChannelData.
 fn relay_to_relay(ns: &str) {
     const CHANNEL_A: u16 = 0x4000;
-    const CHANNEL_B: u16 = 0x7FFF;
+    const CHANNEL_B: u16 = 0x4FFF;
     let mut a = client(ns, "udp", server(PORT));
     let mut b = client(ns, "tcp", server(PORT));
     assert_ne!(a.relay, b.relay, "two allocations share a relay address");

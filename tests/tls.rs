@@ -623,7 +623,10 @@ fn coturn_uclient_over_tls_zero_loss() {
         return;
     };
     let files = CertFiles::new();
-    let h = start(tls_settings(&files)).unwrap();
+    let mut settings = tls_settings(&files);
+    // uclient picks channel numbers from RFC 5766's 0x4000-0x7FFF.
+    settings.proto.channel_range = tern::proto::channel_data::ChannelRange::Rfc5766;
+    let h = start(settings).unwrap();
     let peer = EchoPeer::start();
     let (sessions, messages) = (2u64, 40u64);
     let out = harness::run_tool(

@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = decode_addr(v);
         let _ = decode_u32(v);
         let _ = decode_error_code(v);
+        let _ = tern::proto::auth::PasswordAlgorithm::decode(v);
     }
     let (_, n) = m.unknown_required(&[AttrType::USERNAME, AttrType::REALM, AttrType::NONCE]);
     assert!(n <= tern::proto::stun::MAX_UNKNOWN);

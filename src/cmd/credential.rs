@@ -1,8 +1,8 @@
 //! `tern credential` (TURN REST API credentials) and `tern key` (static
 //! long-term keys).
 
-use crate::cli::{CredentialArgs, KeyArgs};
-use crate::proto::auth::{LongTermKey, rest_password};
+use crate::cli::{CredentialArgs, KeyAlgorithm, KeyArgs};
+use crate::proto::auth::{LongTermKey, Sha256Key, rest_password};
 
 /// Prints `username` and `password` lines, or a JSON object with `--json`.
 pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
@@ -53,12 +53,15 @@ pub fn render(args: &CredentialArgs, now: u64) -> anyhow::Result<String> {
     Ok(obj.to_string())
 }
 
-/// Prints the hex long-term key for `auth.users[].key`.
+/// Prints the hex long-term key for `auth.users[].key` (MD5) or
+/// `auth.users[].key_sha256`.
 pub fn run_key(args: &KeyArgs) -> anyhow::Result<()> {
-    println!(
-        "{}",
-        LongTermKey::derive(&args.user, &args.realm, &args.password).to_hex()
-    );
+    let (user, realm, pw) = (&args.user, &args.realm, &args.password);
+    let hex = match args.algorithm {
+        KeyAlgorithm::Md5 => LongTermKey::derive(user, realm, pw).to_hex(),
+        KeyAlgorithm::Sha256 => Sha256Key::derive(user, realm, pw).to_hex(),
+    };
+    println!("{hex}");
     Ok(())
 }
 

@@ -168,6 +168,12 @@ pub struct UserEntry {
     /// printed by `tern key` or coturn's `turnadmin -k`.
     #[serde(default, deserialize_with = "de_opt_secret")]
     pub key: Option<Secret<String>>,
+    /// SHA-256 long-term key (RFC 8489 §9.2.2): 64 hex digits of
+    /// SHA-256("username:realm:password"), as printed by
+    /// `tern key --algorithm sha256`. With only `key`, the user cannot use
+    /// the SHA-256 password algorithm; a `password` gives both.
+    #[serde(default, deserialize_with = "de_opt_secret")]
+    pub key_sha256: Option<Secret<String>>,
 }
 
 /// `[allocation]`
@@ -178,6 +184,10 @@ pub struct AllocationSection {
     pub default_lifetime_secs: u64,
     /// Longest lifetime a client may ask for; must be >= default_lifetime_secs.
     pub max_lifetime_secs: u64,
+    /// Accept channel numbers 0x4000–0x7FFF (RFC 5766) instead of
+    /// 0x4000–0x4FFF (RFC 8656 §12). Only for old clients that pick from the
+    /// wide range, e.g. coturn's `turnutils_uclient`.
+    pub rfc5766_channel_range: bool,
 }
 
 impl Default for AllocationSection {
@@ -185,6 +195,7 @@ impl Default for AllocationSection {
         Self {
             default_lifetime_secs: 600,
             max_lifetime_secs: 3600,
+            rfc5766_channel_range: false,
         }
     }
 }

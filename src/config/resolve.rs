@@ -13,7 +13,8 @@ use tracing_subscriber::EnvFilter;
 
 use super::error::quoted;
 use super::{ConfigError, FileConfig, UserEntry};
-use crate::proto::auth::{Credentials, LongTermKey};
+use crate::proto::auth::{Credentials, LongTermKey, Sha256Key};
+use crate::proto::channel_data::ChannelRange;
 use crate::proto::config::{Config, Limits};
 use crate::proto::peer_policy::PeerPolicy;
 use crate::secret::Secret;
@@ -368,6 +369,11 @@ impl FileConfig {
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
                 relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
+                channel_range: if self.allocation.rfc5766_channel_range {
+                    ChannelRange::Rfc5766
+                } else {
+                    ChannelRange::Rfc8656
+                },
             },
         })
     }
@@ -504,6 +510,7 @@ impl FileConfig {
                     username: name.clone(),
                     password: Some(pw.clone()),
                     key: None,
+                    key_sha256: None,
                 })
                 .collect();
             overridden.push(("auth.users", "--user"));
@@ -572,6 +579,9 @@ fn add_user(
             "each username once",
         ));
     }
+    if user_sha256_key(ctx, u, &key, realm, creds)? && u.key.is_none() {
+        return Ok(());
+    }
     match (&u.password, &u.key) {
         (Some(pw), None) => {
             if pw.expose().is_empty() {
@@ -596,7 +606,7 @@ fn add_user(
                     ),
                 )
             })?;
-            creds.add_user_key(name, k);
+            creds.add_user_key(name, realm, k);
         }
         (Some(_), Some(_)) => {
             return Err(ctx.err(
@@ -616,6 +626,36 @@ fn add_user(
         }
     }
     Ok(())
+}
+
+/// Adds `key_sha256` of a static user, if set; true if it was.
+fn user_sha256_key(
+    ctx: &Ctx,
+    u: &UserEntry,
+    key: &str,
+    realm: &str,
+    creds: &mut Credentials,
+) -> Result<bool, ConfigError> {
+    let (name, Some(hex)) = (&u.username, &u.key_sha256) else {
+        return Ok(false);
+    };
+    if u.password.is_some() {
+        let why = "has both password and key_sha256";
+        return Err(ctx.err(key, quoted(name), why, "a password, or keys; remove one"));
+    }
+    let k = Sha256Key::from_hex(hex.expose().trim()).ok_or_else(|| {
+        ctx.err(
+            format!("{key}.key_sha256"),
+            "[redacted]",
+            format!("of user {name:?} is not a SHA-256 long-term key"),
+            format!(
+                "64 hex digits of SHA-256(\"{name}:{realm}:PASSWORD\"); print it with \
+                 `tern key --algorithm sha256 --user {name} --realm {realm} --password PASSWORD`"
+            ),
+        )
+    })?;
+    creds.add_user_sha256_key(name, realm, k);
+    Ok(true)
 }
 
 /// A list of distinct "IP:PORT" listener addresses.

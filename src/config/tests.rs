@@ -170,6 +170,44 @@ fn key_and_password_users_authenticate_alike() {
 }
 
 #[test]
+fn key_sha256_users_use_sha256_and_bad_values_name_the_key() {
+    use crate::proto::auth::{AlgKey, PasswordAlgorithm, Sha256Key};
+    let k256 = Sha256Key::derive("carol", "r", "pw");
+    let md5 = crate::proto::auth::LongTermKey::derive("carol", "r", "pw").to_hex();
+    let text = format!(
+        "[auth]\nrealm = \"r\"\nusers = [{{ username = \"carol\", key = \"{md5}\", \
+         key_sha256 = \"{}\" }}]",
+        k256.to_hex()
+    );
+    let s = resolve_str(&text).unwrap();
+    let creds = &s.proto.credentials;
+    let alg = PasswordAlgorithm::Sha256;
+    let hit = creds.keys_for_alg("carol", "r", 0, alg, |k| k == AlgKey::Sha256(k256));
+    assert_eq!(hit, Ok(true));
+    assert_eq!(
+        creds.keys_for("carol", "r", 0, |_| true),
+        Ok(true),
+        "MD5 key kept"
+    );
+    let e = err("[auth]\nusers = [{ username = \"c\", key_sha256 = \"abcd\" }]");
+    assert!(
+        e.contains("auth.users[0].key_sha256") && e.contains("tern key --algorithm sha256"),
+        "{e}"
+    );
+    let e = err("[auth]\nusers = [{ username = \"c\", password = \"p\", key_sha256 = \"ab\" }]");
+    assert!(e.contains("has both password and key_sha256"), "{e}");
+}
+
+#[test]
+fn rfc5766_channel_range_is_off_by_default() {
+    use crate::proto::channel_data::ChannelRange;
+    let s = resolve_str("").unwrap();
+    assert_eq!(s.proto.channel_range, ChannelRange::Rfc8656);
+    let s = resolve_str("[allocation]\nrfc5766_channel_range = true").unwrap();
+    assert_eq!(s.proto.channel_range, ChannelRange::Rfc5766);
+}
+
+#[test]
 fn lifetimes_and_limits_are_checked() {
     let e = err("[allocation]\ndefault_lifetime_secs = 600\nmax_lifetime_secs = 300");
     assert!(

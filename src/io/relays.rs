@@ -170,6 +170,17 @@ impl Worker {
         }
     }
 
+    /// Closes one family's socket of a dual allocation (RFC 8656 §8: a
+    /// Refresh deleted that family, or it expired); the other keeps relaying.
+    pub(super) fn release_relay_family(&mut self, relay: RelayId, ipv6: bool) {
+        if let Some(r) = self.relays.get_mut(relay.slot as usize)
+            && r.id == relay
+            && let Some(mut s) = r.socks[usize::from(ipv6)].take()
+        {
+            let _ = self.poll.registry().deregister(&mut s.sock);
+        }
+    }
+
     /// The local and advertised relay IPs of a family, if configured.
     fn relay_ip(&self, ipv6: bool) -> Option<(IpAddr, IpAddr)> {
         let s = &self.shared.settings;

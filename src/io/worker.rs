@@ -263,6 +263,7 @@ impl Worker {
             }
             Command::ReleaseRelay { relay } => self.release_relay(relay),
             Command::ReleaseReservation { token } => self.shared.reservations.release(token),
+            Command::ReleaseRelayFamily { relay, ipv6 } => self.release_relay_family(relay, ipv6),
         }
     }
 }

@@ -1,12 +1,11 @@
 //! ChannelData messages (RFC 8656 §12.4) and channel numbers.
 
-/// A valid channel number, 0x4000–0x7FFF.
+/// A channel number with ChannelData's demultiplexing bits (0b01):
+/// 0x4000–0x7FFF, the range RFC 5766 §11 allowed.
 ///
-/// RFC 8656 §12 narrowed the range to 0x4000–0x4FFF and reserved the rest;
-/// RFC 5766 §11 allowed 0x4000–0x7FFF, and clients still use it (coturn's
-/// `turnutils_uclient` picks random numbers up to 0x7FFF, and coturn accepts
-/// them). tern accepts the RFC 5766 range so those clients work; numbers
-/// with the top bits of ChannelData's demultiplexing (0b01) are all it needs.
+/// Which numbers a ChannelBind may use is narrower by default, see
+/// [`ChannelRange`]; this type only says the two leading bits are right, so
+/// the stream deframer and the client can frame any ChannelData.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ChannelNumber(u16);
 
@@ -27,6 +26,47 @@ impl ChannelNumber {
 
     pub fn get(self) -> u16 {
         self.0
+    }
+}
+
+/// The channel numbers the server binds and relays.
+///
+/// RFC 8656 §12 (<https://www.rfc-editor.org/rfc/rfc8656#section-12>): "The
+/// channel number MUST be in the range 0x4000 through 0x4FFF (inclusive)";
+/// 0x5000–0x7FFF are reserved so TURN can be multiplexed with other
+/// protocols (RFC 7983). RFC 5766 §11 allowed 0x4000–0x7FFF, and some
+/// clients still pick from it: coturn's `turnutils_uclient` draws a random
+/// number in 0x4000–0x7FFF for every channel (`stun_set_channel_bind_request_str`
+/// in `ns_turn_msg.c`, when the caller passes 0, as uclient does), so about
+/// three in four of its binds fall outside the RFC 8656 range.
+///
+/// ```
+/// use tern::proto::channel_data::{ChannelNumber, ChannelRange};
+///
+/// let n = ChannelNumber::new(0x5000).unwrap();
+/// assert!(!ChannelRange::Rfc8656.contains(n));
+/// assert!(ChannelRange::Rfc5766.contains(n));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ChannelRange {
+    /// 0x4000–0x4FFF (RFC 8656 §12), the default.
+    #[default]
+    Rfc8656,
+    /// 0x4000–0x7FFF (RFC 5766 §11), for old clients; config
+    /// `allocation.rfc5766_channel_range = true`.
+    Rfc5766,
+}
+
+impl ChannelRange {
+    /// Highest number of the RFC 8656 range.
+    pub const RFC8656_MAX: u16 = 0x4FFF;
+
+    #[inline]
+    pub fn contains(self, n: ChannelNumber) -> bool {
+        match self {
+            Self::Rfc8656 => n.0 <= Self::RFC8656_MAX,
+            Self::Rfc5766 => true,
+        }
     }
 }
 

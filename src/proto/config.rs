@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::proto::auth::Credentials;
+use crate::proto::channel_data::ChannelRange;
 use crate::proto::peer_policy::PeerPolicy;
 
 /// Everything the sans-IO core needs to know. Built once by
@@ -29,6 +30,8 @@ pub struct Config {
     /// Relay address families this server has (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
     pub relay_ipv4: bool,
     pub relay_ipv6: bool,
+    /// Channel numbers ChannelBind may use and ChannelData may carry.
+    pub channel_range: ChannelRange,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -78,6 +81,7 @@ impl Config {
             limits: Limits::default(),
             relay_ipv4: true,
             relay_ipv6: false,
+            channel_range: ChannelRange::default(),
         }
     }
 }

@@ -10,15 +10,35 @@
 //! the realm: the realm comes from the server's 401), `-p` server port,
 //! `-x` an IPv6 relay (REQUESTED-ADDRESS-FAMILY IPv6).
 //! uclient exits 0 even with 100 % loss, so the tests parse its summary.
+//!
+//! uclient picks channel numbers from RFC 5766's 0x4000–0x7FFF, so these
+//! servers turn on `allocation.rfc5766_channel_range` (tern answers 400 to
+//! 0x5000–0x7FFF by default, RFC 8656 §12).
 
 use std::process::Command;
 use std::time::Duration;
 
+use tern::proto::channel_data::ChannelRange;
 use tern::proto::peer_policy::PeerPolicy;
 
 use crate::harness::{
     EchoPeer, PASS, REST_SECRET, TestServer, USER, is_coturn, require_tool, run_tool, settings,
 };
+
+/// A server that accepts uclient's RFC 5766 channel numbers.
+fn start() -> TestServer {
+    let mut s = settings();
+    s.proto.channel_range = ChannelRange::Rfc5766;
+    TestServer::with(s)
+}
+
+/// As [`start`], for the REST credential test (coturn gets its REST-only setup).
+fn start_rest() -> TestServer {
+    if is_coturn() {
+        return TestServer::start_rest();
+    }
+    start()
+}
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -131,28 +151,28 @@ const STATIC: [&str; 4] = ["-u", USER, "-w", PASS];
 
 #[test]
 fn uclient_udp_channels() {
-    uclient(&["-c"], &STATIC, &TestServer::start());
+    uclient(&["-c"], &STATIC, &start());
 }
 
 #[test]
 fn uclient_udp_send_indications() {
-    uclient(&["-c", "-s"], &STATIC, &TestServer::start());
+    uclient(&["-c", "-s"], &STATIC, &start());
 }
 
 #[test]
 fn uclient_tcp_channels() {
-    uclient(&["-c", "-t"], &STATIC, &TestServer::start());
+    uclient(&["-c", "-t"], &STATIC, &start());
 }
 
 #[test]
 fn uclient_tcp_send_indications() {
-    uclient(&["-c", "-t", "-s"], &STATIC, &TestServer::start());
+    uclient(&["-c", "-t", "-s"], &STATIC, &start());
 }
 
 /// Without `-c` each session is an RTP/RTCP pair of allocations (8 here).
 #[test]
 fn uclient_udp_rtp_rtcp_pairs() {
-    uclient(&[], &STATIC, &TestServer::start());
+    uclient(&[], &STATIC, &start());
 }
 
 /// RTP/RTCP pairs on IPv6 relays (`-x`): the RTP Allocate asks for an
@@ -166,6 +186,7 @@ fn uclient_udp_rtp_rtcp_pairs_ipv6_relay() {
         return;
     }
     let mut s = settings();
+    s.proto.channel_range = ChannelRange::Rfc5766;
     s.relay_ip6 = Some("::1".parse().unwrap());
     s.proto.peer_policy = PeerPolicy::new(
         vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
@@ -178,11 +199,7 @@ fn uclient_udp_rtp_rtcp_pairs_ipv6_relay() {
 /// `-W` makes uclient derive TURN REST credentials from the secret.
 #[test]
 fn uclient_udp_rest_credentials() {
-    uclient(
-        &["-c"],
-        &["-u", "alice", "-W", REST_SECRET],
-        &TestServer::start_rest(),
-    );
+    uclient(&["-c"], &["-u", "alice", "-W", REST_SECRET], &start_rest());
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Long-term credentials (RFC 8489 §9.2): static users and TURN REST API
 //! shared secrets, looked up by USERNAME; and stateless nonces.
 
+mod key;
 mod nonce;
 mod rest;
 
@@ -9,7 +10,8 @@ use std::fmt;
 
 use md5::{Digest, Md5};
 
-pub use nonce::{NONCE_LEN, NonceKey, NonceState};
+pub use key::{AlgKey, OFFERED_ALGORITHMS, PasswordAlgorithm, Sha256Key, offered, userhash};
+pub use nonce::{NONCE_COOKIE, NONCE_LEN, NonceKey, NonceState};
 pub use rest::{RestUsername, rest_password};
 
 use crate::secret::Secret;
@@ -45,16 +47,10 @@ impl LongTermKey {
         Self(h.finalize().into())
     }
 
-    /// Parses 32 hex digits (as printed by `tern credential --key` or coturn's `turnadmin -k`).
+    /// Parses 32 hex digits (as printed by `tern key` or coturn's `turnadmin -k`).
     pub fn from_hex(s: &str) -> Option<Self> {
-        let s = s.strip_prefix("0x").unwrap_or(s);
-        if s.len() != 32 || !s.is_ascii() {
-            return None;
-        }
         let mut out = [0u8; 16];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-        }
+        key::decode_hex(s, &mut out)?;
         Some(Self(out))
     }
 
@@ -70,12 +66,31 @@ pub enum AuthError {
     UnknownUser,
     #[error("TURN REST credential expired")]
     Expired,
+    #[error("the user has no key for the requested password algorithm")]
+    NoKeyForAlgorithm,
+}
+
+/// A static user's keys: a password gives both; a configured key gives
+/// only its algorithm's.
+#[derive(Clone, Copy, Debug, Default)]
+struct UserKeys {
+    md5: Option<LongTermKey>,
+    sha256: Option<Sha256Key>,
 }
 
 /// The credential store: static users, then REST secrets.
+///
+/// USERHASH (RFC 8489 §14.4) is resolved through an index of
+/// SHA-256(username:realm) of the static users. TURN REST usernames
+/// (`expiry:user`) cannot be: they are minted by the application and never
+/// listed, and the hash hides the expiry the password is derived from, so a
+/// USERHASH of a REST username matches nobody and is answered 401. REST
+/// clients send USERNAME (with either algorithm).
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    users: HashMap<String, LongTermKey>,
+    users: HashMap<String, UserKeys>,
+    /// USERHASH → static username (SipHash: keys come from the network).
+    by_hash: HashMap<[u8; 32], String>,
     rest_secrets: Vec<Secret<Vec<u8>>>,
     nonce_key: NonceKey,
 }
@@ -86,20 +101,51 @@ impl Credentials {
     pub fn new(nonce_key: [u8; 32]) -> Self {
         Self {
             users: HashMap::new(),
+            by_hash: HashMap::new(),
             rest_secrets: Vec::new(),
             nonce_key: NonceKey::new(nonce_key),
         }
     }
 
     pub fn add_user_password(&mut self, username: &str, realm: &str, password: &str) {
-        self.users.insert(
-            username.to_owned(),
-            LongTermKey::derive(username, realm, password),
-        );
+        let keys = UserKeys {
+            md5: Some(LongTermKey::derive(username, realm, password)),
+            sha256: Some(Sha256Key::derive(username, realm, password)),
+        };
+        self.insert_user(username, realm, keys);
     }
 
-    pub fn add_user_key(&mut self, username: &str, key: LongTermKey) {
-        self.users.insert(username.to_owned(), key);
+    /// A static user with a pre-hashed MD5 key (no SHA-256 unless
+    /// [`Credentials::add_user_sha256_key`] adds one).
+    pub fn add_user_key(&mut self, username: &str, realm: &str, key: LongTermKey) {
+        let sha256 = self.users.get(username).and_then(|k| k.sha256);
+        let keys = UserKeys {
+            md5: Some(key),
+            sha256,
+        };
+        self.insert_user(username, realm, keys);
+    }
+
+    /// A static user's pre-hashed SHA-256 key.
+    pub fn add_user_sha256_key(&mut self, username: &str, realm: &str, key: Sha256Key) {
+        let md5 = self.users.get(username).and_then(|k| k.md5);
+        let keys = UserKeys {
+            md5,
+            sha256: Some(key),
+        };
+        self.insert_user(username, realm, keys);
+    }
+
+    fn insert_user(&mut self, username: &str, realm: &str, keys: UserKeys) {
+        self.by_hash
+            .insert(userhash(username, realm), username.to_owned());
+        self.users.insert(username.to_owned(), keys);
+    }
+
+    /// The static user whose SHA-256(username:realm) is `hash`.
+    pub fn user_by_hash(&self, hash: &[u8]) -> Option<&str> {
+        let hash: &[u8; 32] = hash.try_into().ok()?;
+        self.by_hash.get(hash).map(String::as_str)
     }
 
     /// Adds a TURN REST shared secret. Several may be active (rotation):
@@ -132,9 +178,7 @@ impl Credentials {
         &self.nonce_key
     }
 
-    /// Candidate keys for `username`, in lookup order: a static user first,
-    /// then one key per REST secret. The caller tries each against
-    /// MESSAGE-INTEGRITY; with one secret (the usual case) that is one HMAC.
+    /// Candidate MD5 keys for `username`; see [`Credentials::keys_for_alg`].
     pub fn keys_for(
         &self,
         username: &str,
@@ -142,8 +186,34 @@ impl Credentials {
         unix_now: u64,
         mut each: impl FnMut(LongTermKey) -> bool,
     ) -> Result<bool, AuthError> {
+        self.keys_for_alg(
+            username,
+            realm,
+            unix_now,
+            PasswordAlgorithm::Md5,
+            |k| matches!(k, AlgKey::Md5(k) if each(k)),
+        )
+    }
+
+    /// Candidate keys of algorithm `alg` for `username`, in lookup order: a
+    /// static user first, then one key per REST secret. The caller tries
+    /// each against the message integrity; with one secret (the usual case)
+    /// that is one HMAC. A static user without a key of `alg` (only an MD5
+    /// `key` configured) is [`AuthError::NoKeyForAlgorithm`].
+    pub fn keys_for_alg(
+        &self,
+        username: &str,
+        realm: &str,
+        unix_now: u64,
+        alg: PasswordAlgorithm,
+        mut each: impl FnMut(AlgKey) -> bool,
+    ) -> Result<bool, AuthError> {
         if let Some(k) = self.users.get(username) {
-            return Ok(each(*k));
+            let key = match alg {
+                PasswordAlgorithm::Md5 => k.md5.map(AlgKey::Md5),
+                PasswordAlgorithm::Sha256 => k.sha256.map(AlgKey::Sha256),
+            };
+            return key.map(each).ok_or(AuthError::NoKeyForAlgorithm);
         }
         let Some(rest) = RestUsername::parse(username) else {
             return Err(AuthError::UnknownUser);
@@ -156,7 +226,7 @@ impl Credentials {
         }
         for secret in &self.rest_secrets {
             let password = rest_password(secret.expose(), username);
-            if each(LongTermKey::derive(username, realm, &password)) {
+            if each(AlgKey::derive(alg, username, realm, &password)) {
                 return Ok(true);
             }
         }

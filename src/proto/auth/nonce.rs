@@ -1,19 +1,40 @@
 //! Stateless nonces: the server keeps no per-client nonce table, so a flood
 //! of unauthenticated requests costs no memory.
 //!
-//! A nonce is 40 ASCII hex digits: 16 for the issue time (Unix seconds) and
-//! 24 for HMAC-SHA256(key, time ‖ client IP) truncated to 96 bits. A nonce
-//! from another client address, or forged, is `Invalid`; one older than the
-//! configured lifetime is `Stale` (438, RFC 8489 §9.2.4).
+//! A nonce is the RFC 8489 nonce cookie (13 characters, below) followed by
+//! base64url (no padding) of the issue time (Unix seconds, 32 bits) and
+//! HMAC-SHA256(key, time ‖ client IP) truncated to 72 bits. A nonce from
+//! another client address, without the cookie, or forged, is `Invalid`; one
+//! older than the configured lifetime is `Stale` (438, RFC 8489 §9.2.4).
+//!
+//! The cookie, RFC 8489 §9.2 (<https://www.rfc-editor.org/rfc/rfc8489#section-9.2>):
+//! "obMatJos2" then the 24-bit STUN Security Feature set in base64 (4
+//! characters). tern sets "Password algorithms" (bit 0) and "Username
+//! anonymity" (bit 1). Bits are numbered from the least significant, per
+//! verified erratum 6290 (the RFC's own example, Appendix B.1, sends
+//! "obMatJos2AAAC", bit 1 only), so the set is 0x000003 = "AAAD".
 
 use std::net::IpAddr;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 
 use crate::secret::Secret;
 
-/// Length of a nonce in bytes.
-pub const NONCE_LEN: usize = 40;
+/// The nonce cookie with tern's security features (password algorithms,
+/// username anonymity), RFC 8489 §9.2.
+pub const NONCE_COOKIE: &[u8; 13] = b"obMatJos2AAAD";
+/// Bytes of HMAC tag kept (72 bits). A forged nonce would only skip the
+/// 401 round trip (the request still needs the key), and each guess costs a
+/// datagram, so 72 bits is ample and keeps the 401 small.
+const TAG_LEN: usize = 9;
+/// Issue time (4 bytes) and tag.
+const RAW_LEN: usize = 4 + TAG_LEN;
+/// Length of a nonce in bytes: the cookie and 18 base64url characters of
+/// time and tag. Short on purpose: the 401 to an unauthenticated request
+/// stays under 4 times the request's size (no useful amplification).
+pub const NONCE_LEN: usize = NONCE_COOKIE.len() + 18;
 
 /// The server's nonce key.
 #[derive(Clone, Debug)]
@@ -27,14 +48,12 @@ pub enum NonceState {
     Invalid,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 impl NonceKey {
     pub fn new(key: [u8; 32]) -> Self {
         Self(Secret::new(key))
     }
 
-    fn tag(&self, ts: u64, ip: IpAddr) -> [u8; 12] {
+    fn tag(&self, ts: u32, ip: IpAddr) -> [u8; TAG_LEN] {
         let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.expose());
         let mut ctx = hmac::Context::with_key(&key);
         ctx.update(&ts.to_be_bytes());
@@ -43,55 +62,53 @@ impl NonceKey {
             IpAddr::V6(a) => ctx.update(&a.octets()),
         }
         let t = ctx.sign();
-        let mut out = [0u8; 12];
-        out.copy_from_slice(&t.as_ref()[..12]);
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&t.as_ref()[..TAG_LEN]);
         out
     }
 
     /// A nonce for `ip` issued at `unix_now`.
     pub fn make(&self, unix_now: u64, ip: IpAddr) -> [u8; NONCE_LEN] {
+        // Unix seconds fit 32 bits until 2106; saturate rather than wrap.
+        let ts = u32::try_from(unix_now).unwrap_or(u32::MAX);
+        let mut raw = [0u8; RAW_LEN];
+        raw[..4].copy_from_slice(&ts.to_be_bytes());
+        raw[4..].copy_from_slice(&self.tag(ts, ip));
         let mut out = [0u8; NONCE_LEN];
-        let ts = unix_now.to_be_bytes();
-        let tag = self.tag(unix_now, ip);
-        for (i, b) in ts.iter().chain(tag.iter()).enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 0xF)];
-        }
+        let (cookie, text) = out.split_at_mut(NONCE_COOKIE.len());
+        cookie.copy_from_slice(NONCE_COOKIE);
+        // invariant: 13 bytes encode to exactly 18 characters without padding.
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(raw, text)
+            .expect("18 characters fit");
+        debug_assert_eq!(n, text.len());
         out
     }
 
     /// Checks a nonce received from `ip`.
     pub fn check(&self, nonce: &[u8], unix_now: u64, ip: IpAddr, lifetime_secs: u64) -> NonceState {
-        let Ok(raw) = <&[u8; NONCE_LEN]>::try_from(nonce) else {
+        let Some(text) = nonce.strip_prefix(NONCE_COOKIE.as_slice()) else {
             return NonceState::Invalid;
         };
-        let mut bytes = [0u8; NONCE_LEN / 2];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            let (Some(hi), Some(lo)) = (unhex(raw[2 * i]), unhex(raw[2 * i + 1])) else {
-                return NonceState::Invalid;
-            };
-            *b = hi << 4 | lo;
+        let mut raw = [0u8; RAW_LEN + 2];
+        if text.len() != NONCE_LEN - NONCE_COOKIE.len()
+            || URL_SAFE_NO_PAD.decode_slice(text, &mut raw) != Ok(RAW_LEN)
+        {
+            return NonceState::Invalid;
         }
-        // invariant: bytes is 20 long; the first 8 are the time.
-        let ts = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+        // invariant: raw holds RAW_LEN decoded bytes; the first 4 are the time.
+        let ts = u32::from_be_bytes(raw[..4].try_into().expect("4 bytes"));
         let want = self.tag(ts, ip);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], &bytes[8..])) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], &raw[4..RAW_LEN])) {
             return NonceState::Invalid;
         }
         // A nonce from the future (clock stepped back) is treated as stale so
         // the client simply gets a fresh one.
+        let ts = u64::from(ts);
         if ts > unix_now || unix_now - ts >= lifetime_secs {
             return NonceState::Stale;
         }
         NonceState::Valid
-    }
-}
-
-fn unhex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
     }
 }
 
@@ -115,10 +132,19 @@ mod tests {
             NonceKey::new([2; 32]).check(&n, 1000, IP, 60),
             NonceState::Invalid
         );
+        assert!(n.starts_with(b"obMatJos2AAAD"));
         let mut bad = n;
-        bad[39] = b'X';
+        bad[NONCE_LEN - 2] ^= 0x01;
         assert_eq!(k.check(&bad, 1000, IP, 60), NonceState::Invalid);
-        assert_eq!(k.check(&n[..39], 1000, IP, 60), NonceState::Invalid);
+        assert_eq!(
+            k.check(&n[..NONCE_LEN - 1], 1000, IP, 60),
+            NonceState::Invalid
+        );
+        // The cookie is part of the nonce: another feature set is not ours.
+        let mut other_features = n;
+        other_features[12] = b'C';
+        assert_eq!(k.check(&other_features, 1000, IP, 60), NonceState::Invalid);
+        assert_eq!(k.check(&n[13..], 1000, IP, 60), NonceState::Invalid);
         assert_eq!(k.check(b"", 1000, IP, 60), NonceState::Invalid);
     }
 }

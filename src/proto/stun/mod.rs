@@ -6,6 +6,7 @@
 //! layer (`proto::turn`).
 
 mod attr;
+mod error_code;
 mod integrity;
 mod parse;
 mod write;
@@ -14,6 +15,7 @@ mod write;
 mod tests;
 
 pub use attr::*;
+pub use error_code::ErrorCode;
 pub use integrity::*;
 pub use parse::*;
 pub use write::*;

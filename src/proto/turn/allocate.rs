@@ -6,19 +6,19 @@ use std::time::Duration;
 use ring::hmac;
 
 use super::allocation::Allocation;
-use super::request::{Authed, ErrExtra, Req};
+use super::request::{Authed, Req};
 use super::{
-    BindError, Command, EndReason, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME,
-    RelayBound, RelayId, ReservationToken, Server, TimerKey,
+    BindError, Command, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
+    RelayId, ReservationToken, Server, TimerKey,
 };
-use crate::proto::stun::{AttrType, Class, Message, decode_u32};
+use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_u32};
 use crate::proto::time::Now;
 
 /// IANA protocol number of UDP, the one REQUESTED-TRANSPORT tern relays.
 const PROTO_UDP: u8 = 17;
 
 impl Server {
-    fn lifetime(&self, msg: &Message<'_>, allocate: bool) -> Result<Duration, ()> {
+    pub(super) fn lifetime(&self, msg: &Message<'_>, allocate: bool) -> Result<Duration, ()> {
         let c = &self.config;
         let requested = match msg.get(AttrType::LIFETIME) {
             None => return Ok(c.default_lifetime),
@@ -39,7 +39,7 @@ impl Server {
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         if self.by_client.contains_key(&req.from) {
-            return self.error(now, req, 437, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::ALLOCATION_MISMATCH, key);
         }
         if self.pending.values().any(|p| p.five == req.from) {
             // A retransmission while the relay socket is being bound: the
@@ -47,13 +47,13 @@ impl Server {
             return;
         }
         let Some(transport) = msg.get(AttrType::REQUESTED_TRANSPORT) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         if transport.len() != 4 {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
         if transport[0] != PROTO_UDP {
-            return self.error(now, req, 442, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key);
         }
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
@@ -64,37 +64,39 @@ impl Server {
         if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
             || family.is_some() && additional.is_some()
         {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
         let ipv6 = match family.map(parse_family) {
             None => false,
             Some(Ok(v6)) => v6,
-            Some(Err(code)) => return self.error(now, req, code, ErrExtra::None, key),
+            Some(Err(code)) => return self.reject(now, req, code, key),
         };
         // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
         let dual = match additional.map(parse_family) {
             None => false,
             Some(Ok(true)) => true,
-            Some(Ok(false) | Err(_)) => return self.error(now, req, 400, ErrExtra::None, key),
+            Some(Ok(false) | Err(_)) => {
+                return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
+            }
         };
         // A token brings its reserved address, family included.
         if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
         {
-            return self.error(now, req, 440, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED, key);
         }
         let Ok(lifetime) = self.lifetime(msg, true) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
+            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
         let port = match (even, token) {
             (Some(v), None) => match v.first() {
                 Some(b) => PortRequest::Even {
                     reserve: (b & 0x80 != 0).then(|| self.next_token()),
                 },
-                None => return self.error(now, req, 400, ErrExtra::None, key),
+                None => return self.reject(now, req, ErrorCode::BAD_REQUEST, key),
             },
             (None, Some(t)) => {
                 let Ok(t) = <[u8; 8]>::try_from(t) else {
-                    return self.error(now, req, 400, ErrExtra::None, key);
+                    return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
                 };
                 PortRequest::Reserved(ReservationToken(t))
             }
@@ -164,18 +166,27 @@ impl Server {
             Ok(b) => b,
             Err(e) => {
                 self.slab.cancel(relay);
-                return self.error(now, req, e.code(), ErrExtra::None, Some(p.key));
+                return self.reject(now, req, e.code(), Some(p.key));
             }
         };
         let expires_at = now.mono + p.lifetime;
         let mut alloc = Allocation::new(p.five, bound.addr, p.username.clone(), expires_at);
         alloc.additional_addr = bound.additional;
+        if bound.additional.is_some() {
+            alloc.family_expires = Some([expires_at; 2]);
+        }
         // invariant: the slot was reserved for this pending allocate.
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
         self.by_client.insert(p.five, relay);
         self.timers
             .insert((expires_at, TimerKey::Allocation(relay)));
+        if bound.additional.is_some() {
+            for v6 in [false, true] {
+                self.timers
+                    .insert((expires_at, TimerKey::Family(relay, v6)));
+            }
+        }
         // The driver holds the port; this shard tells it when the token expires.
         let token = bound.reservation;
         if let Some(t) = token {
@@ -211,40 +222,15 @@ impl Server {
             w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
         });
     }
-
-    pub(super) fn refresh(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
-        let key = Some(auth.key);
-        let Some(id) = self.by_client.get(&req.from).copied() else {
-            return self.error(now, req, 437, ErrExtra::None, key);
-        };
-        if let Some(v) = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY) {
-            let asked_v6 = v.first() == Some(&0x02);
-            if !self.slab.get(id).is_some_and(|a| a.serves_family(asked_v6)) {
-                return self.error(now, req, 443, ErrExtra::None, key);
-            }
-        }
-        let Ok(lifetime) = self.lifetime(msg, false) else {
-            return self.error(now, req, 400, ErrExtra::None, key);
-        };
-        if lifetime.is_zero() {
-            self.remove_allocation(id, EndReason::Deleted);
-        } else {
-            self.set_allocation_expiry(id, now.mono + lifetime);
-        }
-        let secs = u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX);
-        self.reply(Some(now), req, Class::Success, key, |w| {
-            w.push_u32(AttrType::LIFETIME, secs);
-        });
-    }
 }
 
 /// REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value: 0x01 IPv4,
 /// 0x02 IPv6 (true); another family is 440, a bad length 400.
-fn parse_family(v: &[u8]) -> Result<bool, u16> {
+pub(super) fn parse_family(v: &[u8]) -> Result<bool, ErrorCode> {
     match v {
         [0x01, _, _, _] => Ok(false),
         [0x02, _, _, _] => Ok(true),
-        [_, _, _, _] => Err(440),
-        _ => Err(400),
+        [_, _, _, _] => Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),
+        _ => Err(ErrorCode::BAD_REQUEST),
     }
 }

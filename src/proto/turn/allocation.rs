@@ -55,7 +55,12 @@ pub struct Allocation {
     /// The IPv6 relayed address of a dual allocation.
     pub additional_addr: Option<SocketAddr>,
     pub username: String,
+    /// When the allocation ends: the later family's expiry for a dual one.
     pub expires_at: Instant,
+    /// Per-family expiry of a dual allocation (index 0 IPv4, 1 IPv6): a
+    /// Refresh with REQUESTED-ADDRESS-FAMILY moves one (RFC 8656 §8).
+    /// `None` for single-family allocations.
+    pub(super) family_expires: Option<[Instant; 2]>,
     pub(super) permissions: Vec<Permission>,
     pub(super) channels: Vec<Channel>,
     /// Bandwidth buckets (client→peer, peer→client) when a limit is set.
@@ -75,6 +80,7 @@ impl Allocation {
             additional_addr: None,
             username,
             expires_at,
+            family_expires: None,
             permissions: Vec::new(),
             channels: Vec::new(),
             buckets: None,
@@ -103,6 +109,23 @@ impl Allocation {
     pub fn serves_family(&self, ipv6: bool) -> bool {
         self.relay_addr.is_ipv6() == ipv6
             || self.additional_addr.is_some_and(|a| a.is_ipv6() == ipv6)
+    }
+
+    /// Ends the `ipv6` half of a dual allocation: its relayed address, and
+    /// the permissions and channels of its peers. False if the allocation
+    /// is not dual (the caller then ends the whole allocation).
+    pub(super) fn drop_family(&mut self, ipv6: bool) -> bool {
+        let Some(other) = self.additional_addr else {
+            return false;
+        };
+        if self.relay_addr.is_ipv6() == ipv6 {
+            self.relay_addr = other;
+        }
+        self.additional_addr = None;
+        self.family_expires = None;
+        self.permissions.retain(|p| p.ip.is_ipv6() != ipv6);
+        self.channels.retain(|c| c.peer.is_ipv6() != ipv6);
+        true
     }
 
     /// Is there a live permission for `ip`? (RFC 8656 §9: permissions match IP only.)

@@ -26,7 +26,9 @@
 
 mod allocate;
 mod allocation;
+mod auth;
 mod permission;
+mod refresh;
 mod relay;
 mod replay;
 mod request;
@@ -45,7 +47,7 @@ pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
 use crate::proto::limiter::SourceLimiter;
-use crate::proto::stun::TransactionId;
+use crate::proto::stun::{ErrorCode, TransactionId};
 use crate::proto::time::Now;
 use crate::secret::Secret;
 use allocation::Slab;
@@ -110,6 +112,9 @@ pub enum Command {
     /// Close the relay socket(s) of an allocation that ended, and give its
     /// quota back.
     ReleaseRelay { relay: RelayId },
+    /// Close one family's socket of a dual allocation (a Refresh deleted or
+    /// let expire that family, RFC 8656 §8); the other keeps relaying.
+    ReleaseRelayFamily { relay: RelayId, ipv6: bool },
     /// Close the port held under a token if nobody claimed it (expiry).
     ReleaseReservation { token: ReservationToken },
 }
@@ -142,10 +147,12 @@ pub enum BindError {
 impl BindError {
     /// The STUN error code answered: 486 Allocation Quota Reached for the
     /// user's quota, 508 Insufficient Capacity otherwise (RFC 8656 §7.2).
-    pub fn code(self) -> u16 {
+    pub fn code(self) -> ErrorCode {
         match self {
-            Self::UserQuota => 486,
-            Self::TotalQuota | Self::UnknownToken | Self::NoSocket => 508,
+            Self::UserQuota => ErrorCode::ALLOCATION_QUOTA_REACHED,
+            Self::TotalQuota | Self::UnknownToken | Self::NoSocket => {
+                ErrorCode::INSUFFICIENT_CAPACITY
+            }
         }
     }
 }
@@ -207,11 +214,18 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Datagrams dropped by the per-allocation bandwidth limit.
     pub over_bandwidth: u64,
+    /// ChannelData dropped: channel number outside the configured range.
+    pub channel_out_of_range: u64,
+    /// Requests answered 400 for a malformed or bid-down
+    /// PASSWORD-ALGORITHM(S) or USERHASH (RFC 8489 §9.2.4).
+    pub bad_auth_attrs: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum TimerKey {
     Allocation(RelayId),
+    /// One family of a dual allocation (`true` = IPv6).
+    Family(RelayId, bool),
     Reservation(ReservationToken),
 }
 
@@ -221,7 +235,7 @@ struct PendingAllocate {
     five: FiveTuple,
     tid: TransactionId,
     username: String,
-    key: crate::proto::auth::LongTermKey,
+    key: auth::ReplyKey,
     lifetime: Duration,
     /// A dual allocation was asked (ADDITIONAL-ADDRESS-FAMILY).
     dual: bool,
@@ -341,6 +355,7 @@ impl Server {
                         self.remove_allocation(id, EndReason::Expired);
                     }
                 }
+                TimerKey::Family(id, ipv6) => self.family_timeout(id, ipv6, now),
                 TimerKey::Reservation(token) => {
                     self.commands
                         .push_back(Command::ReleaseReservation { token });
@@ -363,6 +378,9 @@ impl Server {
         self.by_client.remove(&alloc.five);
         self.timers
             .remove(&(alloc.expires_at, TimerKey::Allocation(id)));
+        for (i, at) in alloc.family_expires.into_iter().flatten().enumerate() {
+            self.timers.remove(&(at, TimerKey::Family(id, i == 1)));
+        }
         self.commands.push_back(Command::ReleaseRelay { relay: id });
         self.stats.allocations_ended += 1;
         self.events.push_back(Event::AllocationEnded {

@@ -49,6 +49,8 @@ pub enum DropReason {
     Malformed,
     NoAllocation,
     NoChannel,
+    /// A channel number outside the configured range (RFC 8656 §12).
+    ChannelOutOfRange,
     NoPermission,
     PeerDenied,
     NotForUs,
@@ -76,6 +78,10 @@ impl Server {
             self.stats.malformed += 1;
             return ClientAction::Dropped(DropReason::Malformed);
         };
+        if !self.config.channel_range.contains(cd.channel) {
+            self.stats.channel_out_of_range += 1;
+            return ClientAction::Dropped(DropReason::ChannelOutOfRange);
+        }
         let verdict = match self
             .by_client
             .get(&from)

@@ -1,14 +1,16 @@
-//! Request dispatch: parsing, retransmission replay, 420, authentication
-//! (RFC 8489 §9.2), Binding, and the reply builder shared by all methods.
+//! Request dispatch: parsing, retransmission replay, 420, the
+//! authentication gate (see `auth.rs`), Binding, and the reply builder
+//! shared by all methods.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::auth::ReplyKey;
 use super::relay::{ClientAction, DropReason};
-use super::{Event, FiveTuple, Server, Transmit};
-use crate::proto::auth::{AuthError, LongTermKey, NonceState};
+use super::{FiveTuple, Server, Transmit};
+use crate::proto::auth::OFFERED_ALGORITHMS;
 use crate::proto::stun::{
-    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId,
+    AttrType, Class, ErrorCode, Message, MessageType, MessageWriter, Method, TransactionId,
 };
 use crate::proto::time::Now;
 
@@ -16,7 +18,7 @@ use crate::proto::time::Now;
 #[derive(Debug)]
 pub(super) struct Authed {
     pub(super) username: String,
-    pub(super) key: LongTermKey,
+    pub(super) key: ReplyKey,
 }
 
 /// Context for a reply.
@@ -39,6 +41,9 @@ pub(super) enum ErrExtra<'a> {
 
 const COMMON_KNOWN: &[AttrType] = &[
     AttrType::USERNAME,
+    AttrType::USERHASH,
+    AttrType::PASSWORD_ALGORITHM,
+    AttrType::PASSWORD_ALGORITHMS,
     AttrType::MESSAGE_INTEGRITY,
     AttrType::MESSAGE_INTEGRITY_SHA256,
     AttrType::REALM,
@@ -63,25 +68,6 @@ fn known_attrs(method: Method) -> Option<&'static [AttrType]> {
         Method::CHANNEL_BIND => &[AttrType::CHANNEL_NUMBER, AttrType::XOR_PEER_ADDRESS],
         _ => return None,
     })
-}
-
-pub(super) fn reason(code: u16) -> &'static str {
-    match code {
-        300 => "Try Alternate",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        420 => "Unknown Attribute",
-        437 => "Allocation Mismatch",
-        438 => "Stale Nonce",
-        440 => "Address Family not Supported",
-        441 => "Wrong Credentials",
-        442 => "Unsupported Transport Protocol",
-        443 => "Peer Address Family Mismatch",
-        486 => "Allocation Quota Reached",
-        508 => "Insufficient Capacity",
-        _ => "Server Error",
-    }
 }
 
 impl Server {
@@ -127,12 +113,18 @@ impl Server {
             return;
         }
         let Some(known) = known_attrs(req.method) else {
-            self.error(now, req, 400, ErrExtra::None, None);
+            self.reject(now, req, ErrorCode::BAD_REQUEST, None);
             return;
         };
         let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known].concat());
         if n > 0 {
-            self.error(now, req, 420, ErrExtra::Unknown(&unknown[..n]), None);
+            self.error(
+                now,
+                req,
+                ErrorCode::UNKNOWN_ATTRIBUTE,
+                ErrExtra::Unknown(&unknown[..n]),
+                None,
+            );
             return;
         }
         if req.method == Method::BINDING {
@@ -147,7 +139,7 @@ impl Server {
         if let Some(alloc) = self.allocation(&from)
             && alloc.username != auth.username
         {
-            self.error(now, req, 441, ErrExtra::None, Some(auth.key));
+            self.reject(now, req, ErrorCode::WRONG_CREDENTIALS, Some(auth.key));
             return;
         }
         match req.method {
@@ -156,7 +148,7 @@ impl Server {
             Method::CREATE_PERMISSION => self.create_permission(now, req, msg, auth),
             Method::CHANNEL_BIND => self.channel_bind(now, req, msg, auth),
             // invariant: known_attrs returned Some only for the methods above and Binding.
-            _ => self.error(now, req, 400, ErrExtra::None, Some(auth.key)),
+            _ => self.reject(now, req, ErrorCode::BAD_REQUEST, Some(auth.key)),
         }
     }
 
@@ -168,87 +160,9 @@ impl Server {
         });
     }
 
-    /// The long-term credential check of RFC 8489 §9.2.4. Returns `None`
-    /// after queueing the error response.
-    fn authenticate(&mut self, now: Now, req: Req, msg: &Message<'_>) -> Option<Authed> {
-        if !msg.has_integrity() {
-            self.error(now, req, 401, ErrExtra::Challenge, None);
-            return None;
-        }
-        let (Some(username), Some(_realm), Some(nonce)) = (
-            msg.get(AttrType::USERNAME),
-            msg.get(AttrType::REALM),
-            msg.get(AttrType::NONCE),
-        ) else {
-            self.error(now, req, 400, ErrExtra::None, None);
-            return None;
-        };
-        let config = Arc::clone(&self.config);
-        let lifetime = config.nonce_lifetime.as_secs();
-        match config.credentials.nonce_key().check(
-            nonce,
-            now.unix_secs,
-            req.from.client.ip(),
-            lifetime,
-        ) {
-            NonceState::Valid => {}
-            NonceState::Stale | NonceState::Invalid => {
-                self.error(now, req, 438, ErrExtra::Challenge, None);
-                return None;
-            }
-        }
-        let Ok(username) = std::str::from_utf8(username) else {
-            self.auth_failed(
-                now,
-                req,
-                String::from("<not utf-8>"),
-                "username is not UTF-8",
-            );
-            return None;
-        };
-        let mut found = None;
-        let result = config
-            .credentials
-            .keys_for(username, &config.realm, now.unix_secs, |k| {
-                let ok = msg.check_integrity(&k.0).is_ok();
-                if ok {
-                    found = Some(k);
-                }
-                ok
-            });
-        match (result, found) {
-            (Ok(true), Some(key)) => Some(Authed {
-                username: username.to_owned(),
-                key,
-            }),
-            (Err(AuthError::Expired), _) => {
-                self.auth_failed(now, req, username.to_owned(), "REST credential expired");
-                None
-            }
-            (Err(AuthError::UnknownUser), _) => {
-                self.auth_failed(now, req, username.to_owned(), "unknown username");
-                None
-            }
-            _ => {
-                self.auth_failed(
-                    now,
-                    req,
-                    username.to_owned(),
-                    "bad MESSAGE-INTEGRITY (wrong password)",
-                );
-                None
-            }
-        }
-    }
-
-    fn auth_failed(&mut self, now: Now, req: Req, username: String, reason: &'static str) {
-        self.stats.auth_failures += 1;
-        self.events.push_back(Event::AuthFailed {
-            client: req.from,
-            username,
-            reason,
-        });
-        self.error(now, req, 401, ErrExtra::Challenge, None);
+    /// Queues an error response without extra attributes; see [`Server::error`].
+    pub(super) fn reject(&mut self, now: Now, req: Req, code: ErrorCode, key: Option<ReplyKey>) {
+        self.error(now, req, code, ErrExtra::None, key);
     }
 
     /// Queues an error response. With `key` (an authenticated request) it
@@ -257,9 +171,9 @@ impl Server {
         &mut self,
         now: Now,
         req: Req,
-        code: u16,
+        code: ErrorCode,
         extra: ErrExtra<'_>,
-        key: Option<LongTermKey>,
+        key: Option<ReplyKey>,
     ) {
         // Unauthenticated senders may be spoofed: answer each source IP at
         // a bounded rate so tern cannot be turned into a reflector.
@@ -276,7 +190,7 @@ impl Server {
         });
         let cache = key.is_some().then_some(now);
         self.reply(cache, req, Class::Error, key, |w| {
-            w.push_error_code(code, reason(code));
+            w.push_error_code(code.code(), code.reason());
             match extra {
                 ErrExtra::None => {}
                 ErrExtra::Challenge => {
@@ -284,6 +198,8 @@ impl Server {
                     if let Some(n) = &nonce {
                         w.push(AttrType::NONCE, n);
                     }
+                    // RFC 8489 §9.2.4: the algorithms the client may pick.
+                    w.push(AttrType::PASSWORD_ALGORITHMS, &OFFERED_ALGORITHMS);
                 }
                 ErrExtra::Unknown(types) => {
                     w.push_unknown_attributes(types);
@@ -301,7 +217,7 @@ impl Server {
         cache: Option<Now>,
         req: Req,
         class: Class,
-        key: Option<LongTermKey>,
+        key: Option<ReplyKey>,
         f: impl FnOnce(&mut MessageWriter<'_>),
     ) {
         let mut out = Vec::with_capacity(128);
@@ -311,7 +227,7 @@ impl Server {
             w.push(AttrType::SOFTWARE, sw.as_bytes());
         }
         if let Some(k) = key {
-            w.push_integrity(&k.0);
+            k.push_integrity(&mut w);
         }
         w.push_fingerprint();
         if let Some(now) = cache {

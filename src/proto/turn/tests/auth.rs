@@ -16,7 +16,10 @@ fn no_integrity_gets_401_with_realm_and_nonce_and_no_integrity() {
     assert_eq!(error_code(&resp), 401);
     let m = Message::parse(&resp).unwrap();
     assert_eq!(m.get(AttrType::REALM), Some(REALM.as_bytes()));
-    assert_eq!(m.get(AttrType::NONCE).map(<[u8]>::len), Some(40));
+    assert_eq!(
+        m.get(AttrType::NONCE).map(<[u8]>::len),
+        Some(crate::proto::auth::NONCE_LEN)
+    );
     assert!(!m.has_integrity());
     // Small answer to an unauthenticated request: amplification under 4x.
     assert!(

@@ -8,7 +8,9 @@
 mod allocate;
 mod auth;
 mod permission;
+mod refresh;
 mod relay;
+mod sha256;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,6 +68,8 @@ pub(super) struct TestServer {
     next_port: u16,
     pub(super) bound: Vec<RelayId>,
     pub(super) released: Vec<RelayId>,
+    /// Families released from dual allocations (`true` = IPv6).
+    pub(super) released_family: Vec<(RelayId, bool)>,
     pub(super) fail_binds: bool,
     tid_counter: u32,
     driver: Rc<SharedDriver>,
@@ -103,6 +107,7 @@ impl TestServer {
             next_port: 50_000 + 1000 * u16::from(shard),
             bound: Vec::new(),
             released: Vec::new(),
+            released_family: Vec::new(),
             fail_binds: false,
             tid_counter: 0,
             driver,
@@ -138,6 +143,9 @@ impl TestServer {
                 Command::ReleaseRelay { relay } => {
                     self.holds.remove(&relay);
                     self.released.push(relay);
+                }
+                Command::ReleaseRelayFamily { relay, ipv6 } => {
+                    self.released_family.push((relay, ipv6));
                 }
                 Command::ReleaseReservation { token } => {
                     self.driver.held.borrow_mut().remove(&token);

@@ -105,9 +105,11 @@ fn channel_bind_rules() {
     // Out-of-range channel numbers.
     assert_eq!(error_code(&t.channel_bind(c, 0x3FFF, p1)), 400);
     assert_eq!(error_code(&t.channel_bind(c, 0x8000, p1)), 400);
-    // RFC 5766's wider range (used by coturn's uclient) is accepted.
+    // RFC 8656 §12: 0x5000–0x7FFF are reserved, so 400 by default.
+    assert_eq!(error_code(&t.channel_bind(c, 0x5000, p1)), 400);
+    assert_eq!(error_code(&t.channel_bind(c, 0x7FFF, p1)), 400);
     expect_success(
-        &t.channel_bind(c, 0x7FFF, addr("8.8.8.8:3000")),
+        &t.channel_bind(c, 0x4FFF, addr("8.8.8.8:3000")),
         Method::CHANNEL_BIND,
     );
     expect_success(&t.channel_bind(c, 0x4000, p1), Method::CHANNEL_BIND);
@@ -163,4 +165,18 @@ fn channel_expires_after_600s_and_stays_reserved_for_300s() {
         &t.channel_bind(c, 0x4000, addr("8.8.8.8:2000")),
         Method::CHANNEL_BIND,
     );
+}
+
+#[test]
+fn rfc5766_channel_range_is_an_explicit_switch() {
+    use crate::proto::channel_data::ChannelRange;
+    let mut t = TestServer::with(|c| c.channel_range = ChannelRange::Rfc5766);
+    let c = client();
+    t.allocate(c);
+    let peer = addr("8.8.8.8:3000");
+    expect_success(&t.channel_bind(c, 0x7FFF, peer), Method::CHANNEL_BIND);
+    assert_eq!(error_code(&t.channel_bind(c, 0x8000, peer)), 400);
+    assert_eq!(error_code(&t.channel_bind(c, 0x3FFF, peer)), 400);
+    let (action, _) = t.input(c, &[0x7F, 0xFF, 0, 1, 9, 0, 0, 0]);
+    assert!(matches!(action, ClientAction::RelayToPeer { peer: p, .. } if p == peer));
 }

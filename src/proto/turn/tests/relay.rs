@@ -35,10 +35,12 @@ fn channel_data_both_ways() {
         t.input(c, &[0x40, 0x01, 0, 9, 0]).0,
         ClientAction::Dropped(DropReason::Malformed)
     );
+    // RFC 8656 §12: 0x5000–0x7FFF is not a channel; dropped and counted.
     assert_eq!(
         t.input(c, &[0x50, 0x01, 0, 0]).0,
-        ClientAction::Dropped(DropReason::NoChannel)
+        ClientAction::Dropped(DropReason::ChannelOutOfRange)
     );
+    assert_eq!(t.server.stats().channel_out_of_range, 1);
 }
 
 #[test]
