@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::cli::{Cli, ServeArgs};
 use crate::cmd::load_config;
-use crate::config::FileConfig;
+use crate::cmd::serve::SystemHost;
 use crate::settings::Settings;
 use crate::telemetry::LogFormat;
 
@@ -17,8 +17,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let overrides = args.overrides(cli.log_level.as_deref());
     let log_level = file.log_level(&overrides)?;
     let log_format = cli.log_format.unwrap_or(file.log.format);
-    // The nonce key does not matter for a check.
-    let settings = FileConfig::resolve(file, &overrides, [0; 32])?;
+    // The nonce key does not matter for a check; the rest of the host
+    // (interface detection, certificate files) is the one serve would see.
+    let settings = file.resolve(&overrides, &SystemHost::with_nonce_key([0; 32]))?;
     print!("{}", summary(&origin, &settings, auto));
     let log_format = match log_format {
         LogFormat::Text => "text",
@@ -145,13 +146,15 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
+    use crate::config::{FileConfig, Overrides};
 
     #[test]
     fn summary_counts_but_never_shows_secrets() {
         let mut file = FileConfig::embedded();
         file.auth.rest_secrets = vec![crate::secret::Secret::new("topsecret".to_owned())];
-        let s = file.resolve(&Overrides::default(), [0; 32]).unwrap();
+        let s = file
+            .resolve(&Overrides::default(), &SystemHost::with_nonce_key([0; 32]))
+            .unwrap();
         let out = summary("t.toml", &s, true);
         assert!(out.contains("0 static user(s), 1 REST secret(s)"), "{out}");
         assert!(out.contains("0.0.0.0:3478"), "{out}");
