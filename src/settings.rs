@@ -22,6 +22,9 @@ use crate::proto;
 /// The fields are public to read; the core's part (`proto`) agrees with
 /// the relay fields because both were set in one step.
 #[derive(Clone, Debug)]
+// `#[non_exhaustive]` would still let code inside this crate build an
+// unfinished `Settings`; the private field makes `build` the only way.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Settings {
     /// UDP listeners (port 0 picks an ephemeral port).
     pub udp_listen: Vec<SocketAddr>,
