@@ -32,18 +32,6 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 /// A human-readable summary of `settings`; shows counts, never secrets.
 pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
     let mut out = format!("{origin}: OK\n");
-    let list = |v: &[std::net::SocketAddr]| {
-        if v.is_empty() {
-            "off".to_owned()
-        } else {
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
-    let p = &s.proto;
-    let ports = s.relay_ports.end() - s.relay_ports.start() + 1;
     // Writing to a String cannot fail.
     let _ = writeln!(out, "  udp:        {}", list(&s.udp_listen));
     let _ = writeln!(out, "  tcp:        {}", list(&s.tcp_listen));
@@ -68,6 +56,26 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
             s.proxy_protocol.trusted.len()
         );
     }
+    relay_lines(&mut out, s, relay_auto);
+    limit_lines(&mut out, s);
+    out
+}
+
+/// A listener list, or "off".
+fn list(v: &[std::net::SocketAddr]) -> String {
+    if v.is_empty() {
+        "off".to_owned()
+    } else {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Relay addresses, ports and workers.
+fn relay_lines(out: &mut String, s: &Settings, relay_auto: bool) {
+    let ports = s.relay_ports.end() - s.relay_ports.start() + 1;
     let _ = writeln!(
         out,
         "  relay:      {}{}",
@@ -100,6 +108,11 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
         "  workers:    {workers}, coalescing {} µs",
         s.coalesce.as_micros()
     );
+}
+
+/// Realm, credentials (counts only), lifetimes and limits.
+fn limit_lines(out: &mut String, s: &Settings) {
+    let p = &s.proto;
     let _ = writeln!(out, "  realm:      {}", p.realm);
     let (users, secrets) = (
         p.credentials.user_count(),
@@ -140,7 +153,6 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
         s.tcp.idle_timeout.as_secs(),
         s.tcp.max_frame
     );
-    out
 }
 
 #[cfg(test)]
