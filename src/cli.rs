@@ -58,6 +58,20 @@ pub enum Command {
     /// Load generator for any RFC 8656 server: N allocations with channels,
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
     Load(LoadArgs),
+    /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
+    /// every option not carried over is reported on stderr with its line.
+    ImportCoturn(ImportCoturnArgs),
+}
+
+/// `tern import-coturn`.
+#[derive(Clone, Debug, Args)]
+pub struct ImportCoturnArgs {
+    /// The coturn config, e.g. /etc/turnserver.conf.
+    #[arg(value_name = "TURNSERVER_CONF")]
+    pub input: PathBuf,
+    /// Write the tern.toml here (created with mode 0600: it may hold secrets) instead of stdout.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// Overrides for `serve` and `check-config`.

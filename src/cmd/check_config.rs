@@ -26,6 +26,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         LogFormat::Json => "json",
     };
     println!("  log:        {log_level} ({log_format})");
+    for w in crate::selfcheck::run(&settings) {
+        println!("  warning:    {w}");
+    }
     Ok(())
 }
 

@@ -283,6 +283,12 @@ impl ChildGuard {
     pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
+
+    /// The child's stderr (spawned with `Stdio::piped()`).
+    pub(crate) fn take_stderr(&mut self) -> std::process::ChildStderr {
+        // invariant: callers spawn with a piped stderr and take it once.
+        self.child.stderr.take().expect("stderr piped")
+    }
 }
 
 impl Drop for ChildGuard {

@@ -13,11 +13,16 @@
 //! `TERN_REQUIRE_INTEROP=1` (set by `.ci/run`) turns a missing coturn tool
 //! into a failure instead of a loud skip.
 
+mod browser;
 mod client;
 mod harness;
+mod http;
+mod import_coturn;
 mod interop_coturn;
 mod ipv6;
+mod issuer;
 mod relay_to_relay;
 mod security;
+mod selfcheck;
 mod stun_binding;
 mod turn_webrtc_rs;

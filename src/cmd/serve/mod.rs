@@ -46,6 +46,9 @@ pub fn run(settings: Settings, generated: Option<GeneratedCredential>) -> anyhow
     let creds = &settings.proto.credentials;
     let (users, secrets) = (creds.user_count(), creds.rest_secret_count());
     let realm = settings.proto.realm.clone();
+    for w in crate::selfcheck::run(&settings) {
+        tracing::warn!("self-check: {w}");
+    }
     let handle = crate::io::start(settings).context("cannot start the server")?;
     for a in handle.udp_addrs() {
         tracing::info!(listen = %a, transport = "udp", "listening for STUN/TURN");
