@@ -21,7 +21,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match cli.resolved_command() {
         Command::Serve(args) => {
             // Loads the config, installs logging, resolves, generates a user if needed.
-            let (settings, generated) = cmd::prepare_serve(cli, &args)?;
+            let (settings, generated) = cmd::serve::prepare(cli, &args)?;
             cmd::serve::run(settings, generated)
         }
         // No logging: check-config prints its result and the error on stderr.

@@ -1,5 +1,13 @@
-//! `Settings`: the fully resolved configuration the driver runs with
-//! (produced by `crate::config` from the TOML file and CLI flags).
+//! `Settings`: the finished configuration `io::start` runs with.
+//!
+//! `crate::config` produces it from the TOML file and CLI flags
+//! (`FileConfig::resolve`); tests and tools that start a server in process
+//! fill in a [`SettingsBuilder`] instead. Both end in [`SettingsBuilder::build`],
+//! the one place that finishes the core's configuration from the driver's:
+//! the relay addresses and ports go into the peer policy (the server's own
+//! relays are always reachable peers), the relay address families into
+//! `proto::config::Config`. A `Settings` cannot be made any other way, so
+//! nothing downstream patches or re-checks it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -10,12 +18,17 @@ use ipnet::IpNet;
 
 use crate::proto;
 
-/// Everything `io::Driver::start` needs.
+/// Everything `io::start` needs, finished by [`SettingsBuilder::build`].
+/// The fields are public to read; the core's part (`proto`) agrees with
+/// the relay fields because both were set in one step.
 #[derive(Clone, Debug)]
+// `#[non_exhaustive]` would still let code inside this crate build an
+// unfinished `Settings`; the private field makes `build` the only way.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Settings {
     /// UDP listeners (port 0 picks an ephemeral port).
     pub udp_listen: Vec<SocketAddr>,
-    /// TCP listeners (port 0 picks an ephemeral port; `Driver` reports the real one).
+    /// TCP listeners (port 0 picks an ephemeral port; `io::Handle` reports the real one).
     pub tcp_listen: Vec<SocketAddr>,
     /// Local address relay sockets bind to.
     pub relay_ip: IpAddr,
@@ -41,8 +54,79 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Which stream listeners expect a PROXY protocol header, and from whom.
     pub proxy_protocol: ProxyProtocol,
-    /// The sans-IO core's configuration.
+    /// The sans-IO core's configuration, finished: its peer policy knows
+    /// the relay addresses and ports above, its relay families match them.
     pub proto: proto::config::Config,
+    /// Private, so a `Settings` comes only from [`SettingsBuilder::build`].
+    _finished: (),
+}
+
+/// The driver's settings before the core's configuration is finished from
+/// them; the fields mean what they mean in [`Settings`]. `proto` is taken
+/// as given except for what [`build`](Self::build) derives.
+#[derive(Clone, Debug)]
+pub struct SettingsBuilder {
+    pub udp_listen: Vec<SocketAddr>,
+    pub tcp_listen: Vec<SocketAddr>,
+    pub relay_ip: IpAddr,
+    pub advertised_ip: Option<IpAddr>,
+    pub relay_ip6: Option<IpAddr>,
+    pub advertised_ip6: Option<IpAddr>,
+    pub relay_ports: RangeInclusive<u16>,
+    pub workers: usize,
+    pub coalesce: Duration,
+    pub tcp: TcpLimits,
+    pub tls: Option<TlsSettings>,
+    pub proxy_protocol: ProxyProtocol,
+    pub proto: proto::config::Config,
+}
+
+impl SettingsBuilder {
+    /// Finishes the core's configuration from the relay settings and
+    /// returns the `Settings` to run with:
+    /// - every relay address, local and advertised, becomes one of the
+    ///   server's own addresses in the peer policy (clients on one server
+    ///   can reach each other), and only `relay_ports` on them are peers;
+    /// - the core offers the relay families there are addresses for
+    ///   (REQUESTED-ADDRESS-FAMILY, 440 otherwise);
+    /// - `limits.max_allocations` is at least 1 (`config` rejects 0; this
+    ///   keeps a hand-built `proto::config::Config` from starting with none).
+    pub fn build(self) -> Settings {
+        let mut proto = self.proto;
+        for ip in [
+            Some(self.relay_ip),
+            self.advertised_ip,
+            self.relay_ip6,
+            self.advertised_ip6,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            proto.peer_policy.add_relay_ip(ip);
+        }
+        proto
+            .peer_policy
+            .set_relay_ports(*self.relay_ports.start(), *self.relay_ports.end());
+        proto.relay_ipv4 = self.relay_ip.is_ipv4();
+        proto.relay_ipv6 = self.relay_ip.is_ipv6() || self.relay_ip6.is_some();
+        proto.limits.max_allocations = proto.limits.max_allocations.max(1);
+        Settings {
+            udp_listen: self.udp_listen,
+            tcp_listen: self.tcp_listen,
+            relay_ip: self.relay_ip,
+            advertised_ip: self.advertised_ip,
+            relay_ip6: self.relay_ip6,
+            advertised_ip6: self.advertised_ip6,
+            relay_ports: self.relay_ports,
+            workers: self.workers,
+            coalesce: self.coalesce,
+            tcp: self.tcp,
+            tls: self.tls,
+            proxy_protocol: self.proxy_protocol,
+            proto,
+            _finished: (),
+        }
+    }
 }
 
 /// TURN over TLS: listeners and the PEM files (re-read on SIGHUP).
@@ -67,9 +151,12 @@ pub struct ProxyProtocol {
     pub trusted: Vec<IpNet>,
 }
 
+/// Limits on TCP and TLS client connections.
 #[derive(Clone, Debug)]
 pub struct TcpLimits {
+    /// Concurrent connections on this server.
     pub max_connections: usize,
+    /// Concurrent connections from one IP.
     pub max_connections_per_ip: usize,
     /// A connection with no complete frame for this long is closed.
     pub idle_timeout: Duration,

@@ -8,14 +8,14 @@ use std::process::Command;
 use tern::proto::auth::Credentials;
 use tern::proto::config::Config;
 use tern::proto::peer_policy::PeerPolicy;
-use tern::settings::Settings;
+use tern::settings::SettingsBuilder;
 
 fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
     let mut creds = Credentials::new([5u8; 32]);
     creds.add_user_password("load", "tern", "pw");
     let mut proto = Config::new("tern", creds);
     proto.peer_policy = PeerPolicy::new(vec!["127.0.0.0/8".parse().unwrap()], vec![]);
-    let settings = Settings {
+    let settings = SettingsBuilder {
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         tcp_listen: vec![],
         relay_ip: "127.0.0.1".parse().unwrap(),
@@ -29,7 +29,8 @@ fn start_tern(relay_ports: std::ops::RangeInclusive<u16>) -> tern::io::Handle {
         tls: None,
         proxy_protocol: Default::default(),
         proto,
-    };
+    }
+    .build();
     tern::io::start(settings).expect("start tern")
 }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
-use tern::settings::{Settings, TlsSettings};
+use tern::settings::{SettingsBuilder, TlsSettings};
 
 use harness::{EchoPeer, IO_TIMEOUT, MAGIC_COOKIE, PASS, USER, binding_request, random_tid};
 
@@ -70,7 +70,7 @@ impl CertFiles {
     }
 }
 
-fn tls_settings(files: &CertFiles) -> Settings {
+fn tls_settings(files: &CertFiles) -> SettingsBuilder {
     let mut s = harness::settings();
     s.tls = Some(TlsSettings {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -81,8 +81,8 @@ fn tls_settings(files: &CertFiles) -> Settings {
 }
 
 /// Starts tern in a thread of its own (as the harness does).
-fn start(settings: Settings) -> std::io::Result<tern::io::Handle> {
-    thread::spawn(move || tern::io::start(settings))
+fn start(settings: SettingsBuilder) -> std::io::Result<tern::io::Handle> {
+    thread::spawn(move || tern::io::start(settings.build()))
         .join()
         .expect("tern::io::start panicked")
 }
@@ -494,7 +494,7 @@ fn proxy(upstream: SocketAddr, header: Vec<u8>) -> SocketAddr {
     addr
 }
 
-fn proxy_settings(trusted: &str) -> Settings {
+fn proxy_settings(trusted: &str) -> SettingsBuilder {
     let mut s = harness::settings();
     s.proxy_protocol.listen = s.tcp_listen.clone();
     s.proxy_protocol.trusted = vec![trusted.parse().unwrap()];

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::cli::{Cli, ServeArgs};
 use crate::cmd::load_config;
-use crate::config::FileConfig;
+use crate::cmd::serve::SystemHost;
 use crate::settings::Settings;
 use crate::telemetry::LogFormat;
 
@@ -17,8 +17,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let overrides = args.overrides(cli.log_level.as_deref());
     let log_level = file.log_level(&overrides)?;
     let log_format = cli.log_format.unwrap_or(file.log.format);
-    // The nonce key does not matter for a check.
-    let settings = FileConfig::resolve(file, &overrides, [0; 32])?;
+    // The nonce key does not matter for a check; the rest of the host
+    // (interface detection, certificate files) is the one serve would see.
+    let settings = file.resolve(&overrides, &SystemHost::with_nonce_key([0; 32]))?;
     print!("{}", summary(&origin, &settings, auto));
     let log_format = match log_format {
         LogFormat::Text => "text",
@@ -34,18 +35,6 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 /// A human-readable summary of `settings`; shows counts, never secrets.
 pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
     let mut out = format!("{origin}: OK\n");
-    let list = |v: &[std::net::SocketAddr]| {
-        if v.is_empty() {
-            "off".to_owned()
-        } else {
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
-    let p = &s.proto;
-    let ports = s.relay_ports.end() - s.relay_ports.start() + 1;
     // Writing to a String cannot fail.
     let _ = writeln!(out, "  udp:        {}", list(&s.udp_listen));
     let _ = writeln!(out, "  tcp:        {}", list(&s.tcp_listen));
@@ -70,6 +59,26 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
             s.proxy_protocol.trusted.len()
         );
     }
+    relay_lines(&mut out, s, relay_auto);
+    limit_lines(&mut out, s);
+    out
+}
+
+/// A listener list, or "off".
+fn list(v: &[std::net::SocketAddr]) -> String {
+    if v.is_empty() {
+        "off".to_owned()
+    } else {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Relay addresses, ports and workers.
+fn relay_lines(out: &mut String, s: &Settings, relay_auto: bool) {
+    let ports = s.relay_ports.end() - s.relay_ports.start() + 1;
     let _ = writeln!(
         out,
         "  relay:      {}{}",
@@ -102,6 +111,11 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
         "  workers:    {workers}, coalescing {} µs",
         s.coalesce.as_micros()
     );
+}
+
+/// Realm, credentials (counts only), lifetimes and limits.
+fn limit_lines(out: &mut String, s: &Settings) {
+    let p = &s.proto;
     let _ = writeln!(out, "  realm:      {}", p.realm);
     let (users, secrets) = (
         p.credentials.user_count(),
@@ -142,19 +156,20 @@ pub fn summary(origin: &str, s: &Settings, relay_auto: bool) -> String {
         s.tcp.idle_timeout.as_secs(),
         s.tcp.max_frame
     );
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
+    use crate::config::{FileConfig, Overrides};
 
     #[test]
     fn summary_counts_but_never_shows_secrets() {
         let mut file = FileConfig::embedded();
         file.auth.rest_secrets = vec![crate::secret::Secret::new("topsecret".to_owned())];
-        let s = file.resolve(&Overrides::default(), [0; 32]).unwrap();
+        let s = file
+            .resolve(&Overrides::default(), &SystemHost::with_nonce_key([0; 32]))
+            .unwrap();
         let out = summary("t.toml", &s, true);
         assert!(out.contains("0 static user(s), 1 REST secret(s)"), "{out}");
         assert!(out.contains("0.0.0.0:3478"), "{out}");

@@ -3,9 +3,13 @@
 //! `FileConfig` mirrors the file exactly: every table and key is a field
 //! with `deny_unknown_fields`, so a misspelled key is an error, not a
 //! silently ignored line. Values stay close to what the operator wrote
-//! (strings for addresses, ranges and CIDRs) so that `resolve` can check
-//! each one once and name it precisely in a `ConfigError`; after
-//! `resolve`, nothing downstream validates again ("parse, don't validate").
+//! (strings for addresses, ranges and CIDRs) so that `FileConfig::resolve`
+//! (in `resolve/`, one file per table) can check each one once and name it
+//! precisely in a `ConfigError`. `resolve` returns the finished `Settings`;
+//! nothing downstream validates or patches it again ("parse, don't
+//! validate"). This module reads only the config file itself: the nonce
+//! key, interface detection and certificate checks come in through
+//! `resolve::Host`, supplied by the command.
 //!
 //! The doc comment on each field matches the comment in `config/tern.toml`,
 //! which is the embedded default (`FileConfig::embedded`) and, with
@@ -20,10 +24,7 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer};
 
 pub use error::ConfigError;
-pub use resolve::{
-    GeneratedCredential, Overrides, detect_relay_ip, ensure_credentials, generate_credential,
-    ice_servers_json, parse_port_range,
-};
+pub use resolve::{Host, Overrides, TlsFileError, parse_port_range};
 
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;

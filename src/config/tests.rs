@@ -10,6 +10,11 @@ use crate::secret::Secret;
 
 const KEY: [u8; 32] = [9; 32];
 
+/// The real host (interfaces, certificate files) with a fixed nonce key.
+fn host() -> crate::cmd::serve::SystemHost {
+    crate::cmd::serve::SystemHost::with_nonce_key(KEY)
+}
+
 fn shipped_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut files = Vec::new();
@@ -26,7 +31,7 @@ fn shipped_files() -> Vec<PathBuf> {
 }
 
 fn resolve_str(text: &str) -> Result<crate::settings::Settings, ConfigError> {
-    FileConfig::from_toml(text, "t.toml")?.resolve(&Overrides::default(), KEY)
+    FileConfig::from_toml(text, "t.toml")?.resolve(&Overrides::default(), &host())
 }
 
 fn err(text: &str) -> String {
@@ -44,7 +49,7 @@ fn every_shipped_config_loads_and_resolves() {
         if !cfg.tls.listen.is_empty() {
             (cfg.tls.cert, cfg.tls.key) = pem.paths();
         }
-        cfg.resolve(&Overrides::default(), KEY)
+        cfg.resolve(&Overrides::default(), &host())
             .unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -55,7 +60,7 @@ fn embedded_equals_code_defaults_and_has_no_credentials() {
     embedded.origin.clear();
     assert_eq!(embedded, FileConfig::default());
     let s = FileConfig::embedded()
-        .resolve(&Overrides::default(), KEY)
+        .resolve(&Overrides::default(), &host())
         .unwrap();
     assert!(s.proto.credentials.is_empty());
     assert_eq!(s.relay_ports, 49152..=65535);
@@ -294,7 +299,7 @@ fn overrides_replace_file_values_and_errors_name_the_flag() {
     };
     let s = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/static-users.toml"))
         .unwrap()
-        .resolve(&ov, KEY)
+        .resolve(&ov, &host())
         .unwrap();
     assert_eq!(s.udp_listen, ["127.0.0.1:0".parse().unwrap()]);
     assert_eq!(s.relay_ports, 40000..=40009);
@@ -308,7 +313,7 @@ fn overrides_replace_file_values_and_errors_name_the_flag() {
         ..Overrides::default()
     };
     let e = FileConfig::embedded()
-        .resolve(&ov, KEY)
+        .resolve(&ov, &host())
         .unwrap_err()
         .to_string();
     assert!(
@@ -325,30 +330,29 @@ fn read_error_names_the_file() {
     assert!(e.starts_with("/nonexistent/tern.toml: cannot read"), "{e}");
 }
 
+/// `resolve` returns the finished core config: the relay addresses (local
+/// and advertised, both families) are the server's own peers on the relay
+/// ports only, and the relay families are the ones configured. Nothing in
+/// `io` adds them later.
 #[test]
-fn generated_credential_is_added_once() {
-    let mut s = FileConfig::embedded()
-        .resolve(&Overrides::default(), KEY)
-        .unwrap();
-    let g = ensure_credentials(&mut s).expect("generated");
-    assert!(g.username.starts_with("tern-") && g.password.expose().len() >= 20);
-    assert_eq!(s.proto.credentials.user_count(), 1);
-    assert!(ensure_credentials(&mut s).is_none());
-    assert!(!format!("{g:?}").contains(g.password.expose().as_str()));
-}
-
-#[test]
-fn ice_servers_snippet_is_valid_json() {
-    let out = ice_servers_json("203.0.113.7", 3478, "u\"ser", "p\\w");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["urls"][0], "stun:203.0.113.7:3478");
-    assert_eq!(v[1]["urls"][0], "turn:203.0.113.7:3478?transport=udp");
-    assert_eq!(v[1]["urls"][1], "turn:203.0.113.7:3478?transport=tcp");
-    assert_eq!(v[1]["username"], "u\"ser");
-    assert_eq!(v[1]["credential"], "p\\w");
-    let v6: serde_json::Value =
-        serde_json::from_str(&ice_servers_json("2001:db8::1", 3478, "u", "p")).unwrap();
-    assert_eq!(v6[0]["urls"][0], "stun:[2001:db8::1]:3478");
+fn resolve_finishes_the_core_config() {
+    let s = resolve_str(
+        "[relay]\naddress = \"192.0.2.10\"\nadvertised_address = \"203.0.113.7\"\n\
+         address6 = \"2001:db8::10\"\nports = \"50000-50009\"\n",
+    )
+    .unwrap();
+    let p = &s.proto.peer_policy;
+    for ip in ["192.0.2.10", "203.0.113.7", "2001:db8::10"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert!(p.check_addr((ip, 50_000).into()).is_ok(), "{ip}");
+        assert!(p.check_addr((ip, 50_009).into()).is_ok(), "{ip}");
+        assert!(p.check_addr((ip, 3478).into()).is_err(), "{ip}");
+    }
+    assert!(s.proto.relay_ipv4 && s.proto.relay_ipv6);
+    let v4_only = resolve_str("[relay]\naddress = \"192.0.2.10\"\n").unwrap();
+    assert!(v4_only.proto.relay_ipv4 && !v4_only.proto.relay_ipv6);
+    let v6_only = resolve_str("[relay]\naddress = \"2001:db8::10\"\n").unwrap();
+    assert!(!v6_only.proto.relay_ipv4 && v6_only.proto.relay_ipv6);
 }
 
 #[test]

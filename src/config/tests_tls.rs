@@ -7,6 +7,11 @@ use super::*;
 
 const KEY: [u8; 32] = [9; 32];
 
+/// The real host (interfaces, certificate files) with a fixed nonce key.
+fn host() -> crate::cmd::serve::SystemHost {
+    crate::cmd::serve::SystemHost::with_nonce_key(KEY)
+}
+
 /// A self-signed certificate and its key as PEM files in a temp dir.
 pub(super) struct TestPem {
     dir: tempfile::TempDir,
@@ -33,7 +38,7 @@ impl TestPem {
 }
 
 fn resolve(text: &str) -> Result<crate::settings::Settings, ConfigError> {
-    FileConfig::from_toml(text, "t.toml")?.resolve(&Overrides::default(), KEY)
+    FileConfig::from_toml(text, "t.toml")?.resolve(&Overrides::default(), &host())
 }
 
 fn tls_toml(pem: &TestPem, cert: &str, key: &str) -> String {
@@ -150,7 +155,7 @@ fn tls_flags_override_the_file() {
         ..Overrides::default()
     };
     let e = FileConfig::default()
-        .resolve(&ov, KEY)
+        .resolve(&ov, &host())
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("command line (--tls-key): tls.key:"), "{e}");
@@ -158,6 +163,6 @@ fn tls_flags_override_the_file() {
         tls_key: Some(k),
         ..ov
     };
-    let s = FileConfig::default().resolve(&ov, KEY).unwrap();
+    let s = FileConfig::default().resolve(&ov, &host()).unwrap();
     assert_eq!(s.tls.unwrap().listen, vec!["[::1]:0".parse().unwrap()]);
 }

@@ -105,25 +105,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let mut proto = settings.proto.clone();
-    proto.peer_policy.add_relay_ip(settings.relay_ip);
-    for ip in [
-        settings.advertised_ip,
-        settings.relay_ip6,
-        settings.advertised_ip6,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        proto.peer_policy.add_relay_ip(ip);
-    }
-    proto
-        .peer_policy
-        .set_relay_ports(*settings.relay_ports.start(), *settings.relay_ports.end());
-    proto.relay_ipv4 = settings.relay_ip.is_ipv4();
-    proto.relay_ipv6 = settings.relay_ip.is_ipv6() || settings.relay_ip6.is_some();
-    proto.limits.max_allocations = proto.limits.max_allocations.max(1);
-    let proto = Arc::new(proto);
+    let proto = Arc::new(settings.proto.clone());
     let quota = shared::QuotaLedger::new(
         proto.limits.max_allocations,
         proto.limits.max_allocations_per_user,

@@ -361,7 +361,13 @@ fn resolve_with(
         token_file.display().to_string()
     );
     let cfg = FileConfig::from_toml(&text, "t.toml").unwrap();
-    let settings = cfg.clone().resolve(&Overrides::default(), [3; 32]).unwrap();
+    let settings = cfg
+        .clone()
+        .resolve(
+            &Overrides::default(),
+            &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
+        )
+        .unwrap();
     resolve(&cfg.issuer, "t.toml", &settings)
 }
 
@@ -372,7 +378,10 @@ fn config_resolves_defaults_and_names_errors() {
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
     // Off by default.
     let s = FileConfig::default()
-        .resolve(&Overrides::default(), [3; 32])
+        .resolve(
+            &Overrides::default(),
+            &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
+        )
         .unwrap();
     assert!(
         resolve(&IssuerSection::default(), "t", &s)
@@ -433,7 +442,13 @@ fn config_needs_a_rest_secret_and_a_token_file() {
         "t.toml",
     )
     .unwrap();
-    let s = cfg.clone().resolve(&Overrides::default(), [3; 32]).unwrap();
+    let s = cfg
+        .clone()
+        .resolve(
+            &Overrides::default(),
+            &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
+        )
+        .unwrap();
     let e = resolve(&cfg.issuer, "t.toml", &s).unwrap_err().to_string();
     assert!(
         e.contains("issuer.listen") && e.contains("auth.rest_secrets"),
@@ -445,7 +460,13 @@ fn config_needs_a_rest_secret_and_a_token_file() {
         "t.toml",
     )
     .unwrap();
-    let s = cfg.clone().resolve(&Overrides::default(), [3; 32]).unwrap();
+    let s = cfg
+        .clone()
+        .resolve(
+            &Overrides::default(),
+            &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
+        )
+        .unwrap();
     let e = resolve(&cfg.issuer, "t.toml", &s).unwrap_err().to_string();
     assert!(
         e.starts_with("t.toml: issuer.token_file: \"\" is empty"),

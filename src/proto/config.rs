@@ -1,5 +1,8 @@
-//! The core's configuration: already parsed and checked (see `crate::config`
-//! for the file format and its errors).
+//! The core's configuration: already parsed and checked. `crate::config`
+//! reads it from the file (format and errors there) and
+//! `settings::SettingsBuilder::build` finishes it from the driver's relay
+//! settings (the relay addresses in `peer_policy`, `relay_ipv4`/`relay_ipv6`),
+//! so the core never checks it again. Tests build one with `Config::new`.
 
 use std::time::Duration;
 
@@ -7,8 +10,9 @@ use crate::proto::auth::Credentials;
 use crate::proto::channel_data::ChannelRange;
 use crate::proto::peer_policy::PeerPolicy;
 
-/// Everything the sans-IO core needs to know. Built once by
-/// `crate::config`, shared by all shards, replaceable on reload.
+/// Everything the sans-IO core needs to know. Built once (by
+/// `crate::config` for the server), shared by all workers through an
+/// `Arc`; `Server::apply_config` swaps in a new one.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// REALM sent in 401s and used in long-term keys.
@@ -27,8 +31,9 @@ pub struct Config {
     pub peer_policy: PeerPolicy,
     /// Quotas.
     pub limits: Limits,
-    /// Relay address families this server has (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
+    /// The server has an IPv4 relay address (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
     pub relay_ipv4: bool,
+    /// The server has an IPv6 relay address (likewise).
     pub relay_ipv6: bool,
     /// Channel numbers ChannelBind may use and ChannelData may carry.
     pub channel_range: ChannelRange,
@@ -37,8 +42,8 @@ pub struct Config {
 /// Quotas; 0 never means unlimited, every limit is a number.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Allocations on this server, all shards together (the driver keeps
-    /// the one ledger; the core never counts across shards).
+    /// Allocations on this server, all workers together: counted in one
+    /// ledger the driver keeps (the core never counts across workers).
     pub max_allocations: u32,
     /// Allocations per username (486 beyond).
     pub max_allocations_per_user: u32,
@@ -68,7 +73,9 @@ impl Default for Limits {
 }
 
 impl Config {
-    /// A configuration with the given realm and credentials and every other value at its default.
+    /// A configuration with the given realm and credentials and every other
+    /// value at its default (IPv4 relays only, the default peer policy
+    /// without relay addresses: `SettingsBuilder::build` adds those).
     pub fn new(realm: impl Into<String>, credentials: Credentials) -> Self {
         Self {
             realm: realm.into(),

@@ -13,7 +13,11 @@ fn settings() -> Settings {
     f.relay.address = "203.0.113.10".to_owned();
     f.limits.max_allocations = 1000;
     f.limits.tcp_max_connections = 1000;
-    f.resolve(&Overrides::default(), [0; 32]).unwrap()
+    f.resolve(
+        &Overrides::default(),
+        &crate::cmd::serve::SystemHost::with_nonce_key([0; 32]),
+    )
+    .unwrap()
 }
 
 fn facts() -> Facts {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tern::proto::auth::Credentials;
 use tern::proto::config::Config;
 use tern::proto::peer_policy::PeerPolicy;
-use tern::settings::Settings;
+use tern::settings::SettingsBuilder;
 
 /// Realm, static user and REST secret every test server is configured with.
 pub(crate) const REALM: &str = "tern";
@@ -41,10 +41,11 @@ pub(crate) fn is_coturn() -> bool {
     std::env::var("TERN_IT_SERVER").is_ok_and(|v| v == "coturn")
 }
 
-/// Settings for a test server: listeners on 127.0.0.1:0, relay on 127.0.0.1
+/// Settings for a test server (finished by `SettingsBuilder::build`, as
+/// `config::resolve` finishes them): listeners on 127.0.0.1:0, relay on 127.0.0.1
 /// with a fresh port range, the static user and REST secret above, and
 /// loopback peers explicitly allowed (the default policy denies them).
-pub(crate) fn settings() -> Settings {
+pub(crate) fn settings() -> SettingsBuilder {
     let mut s = settings_default_policy();
     s.proto.peer_policy = PeerPolicy::new(vec!["127.0.0.0/8".parse().unwrap()], vec![]);
     s
@@ -52,12 +53,12 @@ pub(crate) fn settings() -> Settings {
 
 /// Like [`settings`] but with the default peer policy (loopback denied
 /// except the server's own relay address).
-pub(crate) fn settings_default_policy() -> Settings {
+pub(crate) fn settings_default_policy() -> SettingsBuilder {
     let mut creds = Credentials::new([7u8; 32]);
     creds.add_user_password(USER, REALM, PASS);
     creds.add_rest_secret(REST_SECRET);
     let proto = Config::new(REALM, creds);
-    Settings {
+    SettingsBuilder {
         udp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         tcp_listen: vec!["127.0.0.1:0".parse().unwrap()],
         relay_ip: "127.0.0.1".parse().unwrap(),
@@ -108,10 +109,11 @@ impl TestServer {
 
     /// Starts a server with the given settings. `start` returns once the
     /// server listens, which is the readiness signal.
-    pub(crate) fn with(settings: Settings) -> Self {
+    pub(crate) fn with(settings: SettingsBuilder) -> Self {
         if is_coturn() {
             return start_coturn(&settings, false);
         }
+        let settings = settings.build();
         let relay_ports = settings.relay_ports.clone();
         // A thread of its own: `start` may build and block on its own runtime,
         // which tokio forbids from inside a `#[tokio::test]`.
@@ -144,7 +146,7 @@ impl Drop for TestServer {
 
 /// Starts coturn's `turnserver` with the configuration of `settings`
 /// (static user, realm, relay ports; loopback peers allowed).
-fn start_coturn(settings: &Settings, rest: bool) -> TestServer {
+fn start_coturn(settings: &SettingsBuilder, rest: bool) -> TestServer {
     let Some(turnserver) = require_tool("turnserver") else {
         panic!("TERN_IT_SERVER=coturn but turnserver is not installed");
     };

@@ -7,7 +7,10 @@ fn convert(text: &str) -> (FileConfig, Import) {
         .unwrap_or_else(|e| panic!("{e}\n{}", imported.toml));
     // Every output must also resolve (what `tern check-config` does).
     file.clone()
-        .resolve(&Overrides::default(), [0; 32])
+        .resolve(
+            &Overrides::default(),
+            &crate::cmd::serve::SystemHost::with_nonce_key([0; 32]),
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", imported.toml));
     (file, imported)
 }
@@ -313,7 +316,7 @@ mod prop {
             let imported = import(&lines.join("\n"), "fuzz.conf");
             let file = FileConfig::from_toml(&imported.toml, "out");
             prop_assert!(file.is_ok(), "{}", imported.toml);
-            let resolved = file.unwrap().resolve(&Overrides::default(), [0; 32]);
+            let resolved = file.unwrap().resolve(&Overrides::default(), &crate::cmd::serve::SystemHost::with_nonce_key([0; 32]));
             prop_assert!(resolved.is_ok(), "{:?}\n{}", resolved.err(), imported.toml);
         }
     }

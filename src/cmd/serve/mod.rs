@@ -1,10 +1,41 @@
-//! `tern serve`: start the driver, say exactly what clients will be given,
-//! and run until SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate.
+//! `tern serve`: resolve the config against this machine (`host`), generate
+//! a user when none is configured (`generated`), start the driver, say
+//! exactly what clients will be given, and run until SIGINT or SIGTERM.
+//! SIGHUP re-reads the TLS certificate.
+
+pub mod generated;
+pub mod host;
 
 use anyhow::Context;
 
-use crate::config::GeneratedCredential;
+pub use generated::{GeneratedCredential, ice_servers_json};
+pub use host::SystemHost;
+
+use crate::cli::{Cli, ServeArgs};
+use crate::cmd::{init_telemetry, load_config};
 use crate::settings::Settings;
+
+/// Everything `serve` does before the driver starts: load the config,
+/// install logging, apply the CLI overrides, and, when no credentials are
+/// configured, add a generated user; then resolve to the finished
+/// `Settings` and print the generated user with an iceServers snippet on
+/// stdout.
+pub fn prepare(
+    cli: &Cli,
+    args: &ServeArgs,
+) -> anyhow::Result<(Settings, Option<GeneratedCredential>)> {
+    let mut file = load_config(cli.config.as_deref())?;
+    let overrides = args.overrides(cli.log_level.as_deref());
+    // Check the level before installing it so a bad filter gets a ConfigError.
+    file.log_level(&overrides)?;
+    init_telemetry(cli, Some(&file))?;
+    let generated = generated::ensure_credentials(&mut file, &overrides);
+    let settings = file.resolve(&overrides, &SystemHost::new())?;
+    if let Some(g) = &generated {
+        print!("{}", generated::banner(&settings, g));
+    }
+    Ok((settings, generated))
+}
 
 /// Runs the server with resolved `settings` until shutdown. `generated` is
 /// the user created because none were configured (already printed).
