@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub(crate) use tern::client::{Delivery, binding};
 
-use crate::{PASS, TERN_IP, USER};
+use super::{PASS, TERN_IP, USER};
 
 pub(crate) struct TurnClient {
     inner: tern::client::Client,
