@@ -57,6 +57,7 @@ pub enum Command {
     Key(KeyArgs),
     /// Load generator for any RFC 8656 server: N allocations with channels,
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
+    #[cfg(feature = "tools")]
     Load(LoadArgs),
 }
 
@@ -183,6 +184,7 @@ pub struct KeyArgs {
 }
 
 /// `tern load`.
+#[cfg(feature = "tools")]
 #[derive(Clone, Debug, Args)]
 pub struct LoadArgs {
     /// Server UDP address "IP:PORT" (only loopback addresses are useful: peers bind 127.0.0.1).
@@ -208,7 +210,7 @@ pub struct LoadArgs {
     pub duration: f64,
     /// Direction of the data.
     #[arg(long, value_enum, default_value = "to-peer")]
-    pub direction: crate::load::Direction,
+    pub direction: crate::tools::load::Direction,
     /// Max-rate mode: packets in flight per flow and direction; 0 = open loop.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub window: usize,

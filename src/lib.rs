@@ -6,12 +6,12 @@
 //! `Settings`.
 
 pub mod cli;
-pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod io;
-pub mod load;
 pub mod proto;
 pub mod secret;
 pub mod settings;
 pub mod telemetry;
+#[cfg(feature = "tools")]
+pub mod tools;

@@ -4,6 +4,7 @@
 
 pub mod check_config;
 pub mod credential;
+#[cfg(feature = "tools")]
 pub mod load;
 pub mod serve;
 

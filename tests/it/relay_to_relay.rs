@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tern::client::{Client, Delivery};
+use tern::tools::client::{Client, Delivery};
 use tokio::net::UdpSocket;
 
 use crate::harness::{
@@ -143,7 +143,7 @@ fn spawn_tern_binary() -> (ChildGuard, SocketAddr) {
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tern::client::binding(&probe, server, 1).is_none() {
+    while tern::tools::client::binding(&probe, server, 1).is_none() {
         assert!(Instant::now() < deadline, "tern did not answer on {server}");
     }
     (child, server)

@@ -201,7 +201,7 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
     let files = CertFiles::new();
     let h = start(tls_settings(&files)).unwrap();
     let tls = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
-    let mut c = tern::client::Client::stream(Box::new(tls), USER, PASS);
+    let mut c = tern::tools::client::Client::stream(Box::new(tls), USER, PASS);
     let relay = c.allocate().expect("Allocate over TLS");
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -220,7 +220,7 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
     assert_eq!(
         got,
         Some((
-            tern::client::Delivery::Data(peer_addr),
+            tern::tools::client::Delivery::Data(peer_addr),
             b"reply by data".to_vec()
         ))
     );
@@ -237,7 +237,10 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
         let got = c.recv_data(IO_TIMEOUT).unwrap();
         assert_eq!(
             got,
-            Some((tern::client::Delivery::Channel(0x4000), payload.to_vec()))
+            Some((
+                tern::tools::client::Delivery::Channel(0x4000),
+                payload.to_vec()
+            ))
         );
     }
     c.refresh(0).unwrap();

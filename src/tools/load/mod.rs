@@ -8,13 +8,13 @@
 //! measures loss and one-way latency (same host, same monotonic clock).
 //!
 //! This module is a client driver: like `io`, it owns sockets and reads
-//! the clock; it uses `proto` only to write and parse STUN.
+//! the clock. Allocations are set up and torn down by the pipelined mode of
+//! [`crate::tools::client`]; the data runs over its own sockets.
 //!
 //! Payload layout (S ≥ 24): `flow: u32 | dir: u8 | 0: [u8; 3] | seq: u64 |
 //! sent_ns: u64 | filler`. On the client side it follows the 4-byte
 //! ChannelData header, so a client→server datagram is S + 4 bytes.
 
-mod client;
 mod sock;
 mod stats;
 
@@ -27,7 +27,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 
-use client::{Alloc, Creds, Pipeline};
+use crate::tools::client::auth::Auth;
+use crate::tools::client::pipeline::{Alloc, Pipeline};
 use sock::{Receiver, SendMode};
 use stats::{Histogram, self_cpu_secs};
 pub use stats::{proc_cpu_secs, proc_rss_kib};
@@ -178,7 +179,7 @@ pub struct AllocReport {
 #[derive(Debug)]
 pub struct Session {
     server: SocketAddr,
-    creds: Creds,
+    auth: Auth,
     allocs: Vec<Alloc>,
     peers: Vec<UdpSocket>,
     setup: Duration,
@@ -188,8 +189,8 @@ pub struct Session {
 impl Session {
     /// Creates `allocations` allocations, each with a channel to its own peer socket.
     pub fn establish(cfg: &LoadConfig) -> anyhow::Result<Self> {
-        let mut creds = Creds::new(&cfg.user, &cfg.password);
-        let mut pipe = Pipeline::new(cfg.server, &mut creds);
+        let mut auth = Auth::new(&cfg.user, &cfg.password);
+        let mut pipe = Pipeline::new(cfg.server, &mut auth);
         let mut socks = Vec::with_capacity(cfg.allocations);
         let mut peers = Vec::with_capacity(cfg.allocations);
         let mut peer_addrs = Vec::with_capacity(cfg.allocations);
@@ -210,7 +211,7 @@ impl Session {
         }
         Ok(Self {
             server: cfg.server,
-            creds,
+            auth,
             allocs,
             peers,
             setup,
@@ -231,7 +232,7 @@ impl Session {
     pub fn close(mut self) -> anyhow::Result<()> {
         let socks = self.allocs.drain(..).map(|a| a.sock).collect();
         let window = self.setup_window;
-        Pipeline::new(self.server, &mut self.creds).delete(socks, window, SETUP_LIMIT)?;
+        Pipeline::new(self.server, &mut self.auth).delete(socks, window, SETUP_LIMIT)?;
         Ok(())
     }
 
@@ -256,10 +257,10 @@ pub fn run(cfg: &LoadConfig) -> anyhow::Result<Report> {
 /// `--allocate-only`: Allocate+ChannelBind rate, then delete them all.
 pub fn allocate_only(cfg: &LoadConfig) -> anyhow::Result<AllocReport> {
     ensure!(cfg.allocations >= 1, "--allocations must be at least 1");
-    let mut creds = Creds::new(&cfg.user, &cfg.password);
+    let mut auth = Auth::new(&cfg.user, &cfg.password);
     let peer = UdpSocket::bind(SocketAddr::new(cfg.server.ip(), 0)).context("bind peer")?;
     let peer_addr = peer.local_addr()?;
-    let mut pipe = Pipeline::new(cfg.server, &mut creds);
+    let mut pipe = Pipeline::new(cfg.server, &mut auth);
     let socks = (0..cfg.allocations)
         .map(|_| pipe.client_socket())
         .collect::<anyhow::Result<Vec<_>>>()?;
