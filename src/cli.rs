@@ -214,7 +214,7 @@ pub struct LoadArgs {
     /// Max-rate mode: packets in flight per flow and direction; 0 = open loop.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub window: usize,
-    /// Send with sendmmsg instead of GSO (UDP_SEGMENT).
+    /// Send one datagram per sendmsg instead of GSO (UDP_SEGMENT).
     #[arg(long)]
     pub no_gso: bool,
     /// Milliseconds to wait for late packets after sending stops.

@@ -15,8 +15,9 @@
 //! sent_ns: u64 | filler`. On the client side it follows the 4-byte
 //! ChannelData header, so a client→server datagram is S + 4 bytes.
 
-mod sock;
+mod report;
 mod stats;
+mod udp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -28,10 +29,11 @@ use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 
 use crate::tools::client::auth::Auth;
-use crate::tools::client::pipeline::{Alloc, Pipeline};
-use sock::{Receiver, SendMode};
+use crate::tools::client::pipeline::Pipeline;
+pub use report::{AllocReport, Report, summary};
 use stats::{Histogram, self_cpu_secs};
 pub use stats::{proc_cpu_secs, proc_rss_kib};
+use udp::{BatchSocket, Receiver};
 
 /// Smallest payload: the header the receiver needs.
 pub const MIN_SIZE: usize = 24;
@@ -90,7 +92,7 @@ pub struct LoadConfig {
     pub direction: Direction,
     /// Max-rate mode: packets in flight per flow and direction (0 = open loop).
     pub window: usize,
-    /// Use GSO sends (else `sendmmsg`).
+    /// Use GSO sends (else one `sendmsg` per datagram).
     pub gso: bool,
     /// Allocate requests in flight during setup.
     pub setup_window: usize,
@@ -126,53 +128,15 @@ impl LoadConfig {
     }
 }
 
-/// Results of a relay run; one JSON line for scripts.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub server: String,
-    pub allocations: usize,
-    pub size: usize,
-    pub burst: usize,
-    pub direction: Direction,
-    /// Requested total rate; `null` = max rate.
-    pub rate: Option<u64>,
-    pub duration_s: f64,
-    pub sent: u64,
-    pub delivered: u64,
-    pub offered_pps: f64,
-    pub delivered_pps: f64,
-    /// Delivered payload bits per second / 1e6.
-    pub delivered_mbit_s: f64,
-    pub loss_pct: f64,
-    pub latency_p50_us: u64,
-    pub latency_p99_us: u64,
-    pub latency_max_us: u64,
-    /// "gso" or "sendmmsg" (or "send" for bursts of 1).
-    pub send_mode: &'static str,
-    pub setup_s: f64,
-    pub allocate_per_s: f64,
-    /// Server CPU seconds during the run (with `--server-pid`).
-    pub server_cpu_s: Option<f64>,
-    /// Server CPU time per delivered packet in µs (with `--server-pid`).
-    pub server_us_per_pkt: Option<f64>,
-    /// This tool's CPU use during the run, % of one core.
-    pub load_cpu_pct: f64,
-}
-
-/// Results of `--allocate-only`.
-#[derive(Clone, Debug, Serialize)]
-pub struct AllocReport {
-    pub server: String,
-    pub allocations: usize,
-    pub window: usize,
-    /// Allocate (with the 401/438 round trip when needed) + ChannelBind.
-    pub allocate_s: f64,
-    pub allocate_per_s: f64,
-    /// Refresh(0) of all of them.
-    pub delete_s: f64,
-    pub server_cpu_s: Option<f64>,
-    /// Server CPU per Allocate+ChannelBind in µs (with `--server-pid`).
-    pub server_us_per_alloc: Option<f64>,
+/// One allocation with a channel to its own peer socket.
+#[derive(Debug)]
+struct Flow {
+    /// Client socket, connected to the server.
+    client: BatchSocket,
+    /// Peer socket, connected to the relayed address.
+    peer: BatchSocket,
+    relay: SocketAddr,
+    channel: u16,
 }
 
 /// Allocations with channels to their own peer sockets, held open.
@@ -180,8 +144,7 @@ pub struct AllocReport {
 pub struct Session {
     server: SocketAddr,
     auth: Auth,
-    allocs: Vec<Alloc>,
-    peers: Vec<UdpSocket>,
+    flows: Vec<Flow>,
     setup: Duration,
     setup_window: usize,
 }
@@ -204,16 +167,22 @@ impl Session {
         }
         let (allocs, setup) =
             pipe.allocate(socks, &peer_addrs, 600, cfg.setup_window, SETUP_LIMIT)?;
-        for (a, p) in allocs.iter().zip(&peers) {
+        let mut flows = Vec::with_capacity(allocs.len());
+        for (a, p) in allocs.into_iter().zip(peers) {
             p.connect(a.relay).context("connect peer socket to relay")?;
-            sock::set_buffers(&a.sock, SOCK_BUF);
-            sock::set_buffers(p, SOCK_BUF);
+            udp::set_buffers(&a.sock, SOCK_BUF);
+            udp::set_buffers(&p, SOCK_BUF);
+            flows.push(Flow {
+                client: BatchSocket::new(a.sock).context("client socket state")?,
+                peer: BatchSocket::new(p).context("peer socket state")?,
+                relay: a.relay,
+                channel: a.channel,
+            });
         }
         Ok(Self {
             server: cfg.server,
             auth,
-            allocs,
-            peers,
+            flows,
             setup,
             setup_window: cfg.setup_window,
         })
@@ -221,16 +190,16 @@ impl Session {
 
     /// Number of allocations held.
     pub fn len(&self) -> usize {
-        self.allocs.len()
+        self.flows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.allocs.is_empty()
+        self.flows.is_empty()
     }
 
     /// Deletes every allocation (Refresh with LIFETIME 0) and waits for the answers.
     pub fn close(mut self) -> anyhow::Result<()> {
-        let socks = self.allocs.drain(..).map(|a| a.sock).collect();
+        let socks = self.flows.drain(..).map(|f| f.client.sock).collect();
         let window = self.setup_window;
         Pipeline::new(self.server, &mut self.auth).delete(socks, window, SETUP_LIMIT)?;
         Ok(())
@@ -300,21 +269,22 @@ struct Relay<'s> {
     bufs: Vec<[Vec<u8>; 2]>,
     counters: Vec<[Counter; 2]>,
     hist: Histogram,
-    mode: SendMode,
+    /// GSO sends asked for (`--no-gso` clears it).
+    gso: bool,
     start: Instant,
 }
 
 impl<'s> Relay<'s> {
     fn new(session: &'s Session, cfg: &LoadConfig) -> anyhow::Result<Self> {
-        if session.allocs.len() != cfg.allocations {
+        if session.flows.len() != cfg.allocations {
             bail!(
                 "session holds {} allocations, config asks for {}",
-                session.allocs.len(),
+                session.flows.len(),
                 cfg.allocations
             );
         }
         let mut bufs = Vec::with_capacity(cfg.allocations);
-        for (flow, a) in session.allocs.iter().enumerate() {
+        for (flow, a) in session.flows.iter().enumerate() {
             let mut to_peer = Vec::with_capacity((cfg.size + 4) * cfg.burst);
             let mut to_client = Vec::with_capacity(cfg.size * cfg.burst);
             for _ in 0..cfg.burst {
@@ -335,11 +305,7 @@ impl<'s> Relay<'s> {
             bufs,
             counters: vec![[Counter::default(); 2]; cfg.allocations],
             hist: Histogram::new(),
-            mode: if cfg.gso {
-                SendMode::Gso
-            } else {
-                SendMode::Mmsg
-            },
+            gso: cfg.gso,
             start: Instant::now(),
         })
     }
@@ -347,14 +313,11 @@ impl<'s> Relay<'s> {
     fn run(mut self, cfg: &LoadConfig) -> anyhow::Result<Report> {
         let flows = cfg.allocations;
         let mut poll = Poll::new().context("epoll")?;
-        for (i, (a, p)) in self
-            .session
-            .allocs
-            .iter()
-            .zip(&self.session.peers)
-            .enumerate()
-        {
-            for (t, fd) in [(2 * i, a.sock.as_raw_fd()), (2 * i + 1, p.as_raw_fd())] {
+        for (i, f) in self.session.flows.iter().enumerate() {
+            for (t, fd) in [
+                (2 * i, f.client.sock.as_raw_fd()),
+                (2 * i + 1, f.peer.sock.as_raw_fd()),
+            ] {
                 poll.registry()
                     .register(&mut SourceFd(&fd), Token(t), Interest::READABLE)
                     .context("epoll register")?;
@@ -363,9 +326,9 @@ impl<'s> Relay<'s> {
         let mut events = Events::with_capacity(1024);
         let mut rx = Receiver::new();
         // Drain anything left over (late replies) before starting the clock.
-        for (a, p) in self.session.allocs.iter().zip(&self.session.peers) {
-            while rx.recv(&a.sock)? > 0 {}
-            while rx.recv(p)? > 0 {}
+        for f in &self.session.flows {
+            while rx.recv(&f.client)? > 0 {}
+            while rx.recv(&f.peer)? > 0 {}
         }
 
         let lanes = flows * self.dirs.len();
@@ -439,11 +402,8 @@ impl<'s> Relay<'s> {
                 let t = ev.token().0;
                 let flow = t / 2;
                 let from_peer_sock = t % 2 == 1;
-                let s = if from_peer_sock {
-                    &self.session.peers[flow]
-                } else {
-                    &self.session.allocs[flow].sock
-                };
+                let f = &self.session.flows[flow];
+                let s = if from_peer_sock { &f.peer } else { &f.client };
                 // Edge-triggered: read until the socket is empty.
                 loop {
                     let n = rx.recv(s)?;
@@ -452,8 +412,7 @@ impl<'s> Relay<'s> {
                     }
                     let now = Instant::now();
                     let now_ns = now.duration_since(self.start).as_nanos() as u64;
-                    for i in 0..n {
-                        let d = rx.datagram(i);
+                    for d in (0..n).flat_map(|i| rx.datagrams(i)) {
                         let payload = if from_peer_sock {
                             d
                         } else if d.len() >= 4 && d[0] & 0xC0 == 0x40 {
@@ -495,10 +454,10 @@ impl<'s> Relay<'s> {
             latency_p50_us: self.hist.quantile(0.50),
             latency_p99_us: self.hist.quantile(0.99),
             latency_max_us: self.hist.max_us(),
-            send_mode: match (cfg.burst, self.mode) {
+            send_mode: match (cfg.burst, self.gso_held()) {
                 (1, _) => "send",
-                (_, SendMode::Gso) => "gso",
-                (_, SendMode::Mmsg) => "sendmmsg",
+                (_, true) => "gso",
+                (_, false) => "sendmsg",
             },
             setup_s: self.session.setup.as_secs_f64(),
             allocate_per_s: flows as f64 / self.session.setup.as_secs_f64(),
@@ -517,13 +476,16 @@ impl<'s> Relay<'s> {
             return true;
         }
         let c = &mut self.counters[flow][usize::from(dir)];
-        let in_flight = c.sent - c.recv - c.written_off;
-        if in_flight as usize + cfg.burst <= cfg.window.max(cfg.burst) {
+        // Written-off packets that arrive late make recv + written_off pass
+        // sent; the wrapped (huge) count keeps the window shut until the
+        // next stall re-bases it, as release builds always did.
+        let in_flight = c.sent.wrapping_sub(c.recv).wrapping_sub(c.written_off);
+        if (in_flight as usize).saturating_add(cfg.burst) <= cfg.window.max(cfg.burst) {
             return true;
         }
         let stalled = c.last_progress.is_none_or(|t| t.elapsed() > STALL);
         if stalled {
-            c.written_off = c.sent - c.recv;
+            c.written_off = c.sent.saturating_sub(c.recv);
             c.last_progress = Some(Instant::now());
         }
         stalled
@@ -545,12 +507,13 @@ impl<'s> Relay<'s> {
             buf[at + 8..at + 16].copy_from_slice(&(c.sent + i as u64).to_be_bytes());
             buf[at + 16..at + 24].copy_from_slice(&ts.to_be_bytes());
         }
-        let s = if dir == 0 {
-            &self.session.allocs[flow].sock
+        let f = &self.session.flows[flow];
+        let (s, to) = if dir == 0 {
+            (&f.client, self.session.server)
         } else {
-            &self.session.peers[flow]
+            (&f.peer, f.relay)
         };
-        let n = sock::send_burst(s, &mut self.mode, buf, seg, cfg.burst);
+        let n = s.send_burst(to, buf, seg, cfg.burst, self.gso);
         c.sent += n as u64;
         if c.last_progress.is_none() {
             c.last_progress = Some(Instant::now());
@@ -575,44 +538,18 @@ impl<'s> Relay<'s> {
         self.hist.record(now_ns.saturating_sub(sent_ns) / 1_000);
     }
 
+    /// GSO was asked for and every socket still uses it (quinn-udp turns
+    /// it off on a socket whose kernel refuses it).
+    fn gso_held(&self) -> bool {
+        self.gso
+            && self
+                .session
+                .flows
+                .iter()
+                .all(|f| f.client.gso() && f.peer.gso())
+    }
+
     fn all_back(&self) -> bool {
         self.counters.iter().flatten().all(|c| c.recv >= c.sent)
     }
-}
-
-/// The human-readable summary printed before the JSON line.
-pub fn summary(r: &Report) -> String {
-    let rate = r
-        .rate
-        .map_or_else(|| "max".to_owned(), |x| format!("{x} pkt/s"));
-    let cpu = match (r.server_cpu_s, r.server_us_per_pkt) {
-        (Some(s), Some(us)) => format!("\nserver CPU  {s:.3} s, {us:.2} µs/packet"),
-        _ => String::new(),
-    };
-    format!(
-        "tern load → {}: {} allocations, {} B payload, bursts of {}, {:?}, rate {rate}, {:.1} s ({})\n\
-         offered     {:>12.0} pkt/s\n\
-         delivered   {:>12.0} pkt/s  {:>9.1} Mbit/s  loss {:.3} % ({} of {})\n\
-         latency     p50 {} µs  p99 {} µs  max {} µs\n\
-         setup       {:.3} s ({:.0} allocations/s); load generator CPU {:.0} %{cpu}",
-        r.server,
-        r.allocations,
-        r.size,
-        r.burst,
-        r.direction,
-        r.duration_s,
-        r.send_mode,
-        r.offered_pps,
-        r.delivered_pps,
-        r.delivered_mbit_s,
-        r.loss_pct,
-        r.sent - r.delivered.min(r.sent),
-        r.sent,
-        r.latency_p50_us,
-        r.latency_p99_us,
-        r.latency_max_us,
-        r.setup_s,
-        r.allocate_per_s,
-        r.load_cpu_pct,
-    )
 }
