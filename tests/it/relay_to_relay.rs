@@ -175,6 +175,11 @@ fn relay_to_another_allocation_on_the_same_server() {
     let mut a = Client::udp(udp(), server, USER, PASS);
     let mut b = Client::udp(udp(), server, USER, PASS);
     let ra = a.allocate().expect("Allocate A");
+    assert_eq!(
+        a.exchanges().iter().map(|e| e.error).collect::<Vec<_>>(),
+        [Some(401), None],
+        "Allocate: the 401 then the authenticated success"
+    );
     let rb = b.allocate().expect("Allocate B");
     assert_eq!(
         (ra.ip(), rb.ip()),
@@ -184,6 +189,13 @@ fn relay_to_another_allocation_on_the_same_server() {
         .unwrap_or_else(|e| panic!("A: permission for B's relay address: {e}"));
     b.create_permission(ra)
         .unwrap_or_else(|e| panic!("B: permission for A's relay address: {e}"));
+
+    // Later requests reuse the realm and nonce the 401 taught.
+    assert_eq!(
+        a.exchanges().iter().map(|e| e.error).collect::<Vec<_>>(),
+        [None],
+        "CreatePermission: one round trip"
+    );
 
     a.send_indication(rb, b"A->B send").unwrap();
     expect_relayed(&mut b, Delivery::Data(ra), "A->B send");

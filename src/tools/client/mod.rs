@@ -9,7 +9,8 @@
 //!   ([`transport`]). It controls exactly when Send indications and when
 //!   ChannelData are used. Each call is one protocol step, so a caller can
 //!   walk Binding → Allocate → CreatePermission → ChannelBind → data →
-//!   Refresh(0) and time each step.
+//!   Refresh(0) and time each step; [`Client::exchanges`] breaks the last
+//!   step into its round trips (an Allocate is a 401, then a success).
 //! - [`pipeline::Pipeline`], nonblocking: many UDP sockets, many requests in
 //!   flight, retransmissions on a timer (the setup and teardown of `tern
 //!   load`).
@@ -33,7 +34,7 @@ use codec::{
 use transport::Transport;
 pub use transport::{Stream, binding};
 
-use crate::proto::stun::{AttrType, Message, MessageWriter, Method};
+use crate::proto::stun::{AttrType, Message, MessageWriter, Method, decode_error_code};
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -84,10 +85,24 @@ impl From<io::Error> for Error {
     }
 }
 
+/// One request/response round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    pub method: Method,
+    /// `None` for a success, else the error code.
+    pub error: Option<u16>,
+    /// From the first send of the request to its response.
+    pub rtt: Duration,
+    /// Times the request was sent (UDP retransmits; 1 on streams).
+    pub sends: u32,
+}
+
 /// A blocking TURN client with long-term credentials.
 pub struct Client {
     transport: Transport,
     auth: Auth,
+    /// The round trips of the last request, in order.
+    exchanges: Vec<Exchange>,
     /// The relayed addresses of the last successful Allocate (a dual
     /// allocation has two); empty before.
     pub relays: Vec<SocketAddr>,
@@ -114,6 +129,7 @@ impl Client {
         Self {
             transport,
             auth: Auth::new(username, password),
+            exchanges: Vec::new(),
             relays: Vec::new(),
         }
     }
@@ -128,9 +144,17 @@ impl Client {
             .expect("relay() called before a successful Allocate")
     }
 
+    /// The round trips of the last request or Binding: one for most, two
+    /// for an Allocate that learned REALM/NONCE from a 401, more after a
+    /// stale nonce (438).
+    pub fn exchanges(&self) -> &[Exchange] {
+        &self.exchanges
+    }
+
     /// Sends a request (signed once credentials are known, if `auth`) and
     /// returns the response with the same transaction id (success or
-    /// error) and how it was signed. UDP retransmits; a stream waits once.
+    /// error) and how it was signed; logs the round trip in `exchanges`.
+    /// UDP retransmits; a stream waits once.
     fn transact(
         &mut self,
         method: Method,
@@ -145,7 +169,8 @@ impl Client {
         } else {
             (10, Duration::from_millis(500))
         };
-        for _ in 0..tries {
+        let start = Instant::now();
+        for sends in 1..=tries {
             self.transport.send(&req)?;
             let deadline = Instant::now() + wait;
             while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -153,7 +178,19 @@ impl Client {
                     break;
                 };
                 match Message::parse(&frame) {
-                    Ok(m) if m.transaction_id() == tid => return Ok((frame, signed)),
+                    Ok(m) if m.transaction_id() == tid => {
+                        let error = m
+                            .get(AttrType::ERROR_CODE)
+                            .and_then(|v| decode_error_code(v).ok())
+                            .map(|(code, _)| code);
+                        self.exchanges.push(Exchange {
+                            method,
+                            error,
+                            rtt: start.elapsed(),
+                            sends,
+                        });
+                        return Ok((frame, signed));
+                    }
                     _ => {} // relayed data or an answer to an earlier retransmission
                 }
             }
@@ -169,6 +206,7 @@ impl Client {
         method: Method,
         add: &dyn Fn(&mut MessageWriter<'_>),
     ) -> Result<Vec<u8>, Error> {
+        self.exchanges.clear();
         let mut retries = 0;
         loop {
             let (resp, signed) = self.transact(method, add, true)?;
@@ -189,6 +227,7 @@ impl Client {
 
     /// Binding over this client's transport: the mapped address.
     pub fn binding(&mut self) -> Result<SocketAddr, Error> {
+        self.exchanges.clear();
         let (resp, _) = self.transact(Method::BINDING, &|_| {}, false)?;
         let msg =
             Message::parse(&resp).map_err(|_| Error::Protocol("unparseable Binding response"))?;
