@@ -45,6 +45,44 @@ struct Job {
     relay: Option<SocketAddr>,
 }
 
+impl Job {
+    fn new(sock: UdpSocket, steps: Vec<Step>, now: Instant) -> Self {
+        Self {
+            sock,
+            steps,
+            next: 0,
+            tid: TransactionId([0; 12]),
+            signed: Signed::default(),
+            req: Vec::new(),
+            sent_at: now,
+            sends: 0,
+            auth_retries: 0,
+            restarts: 0,
+            relay: None,
+        }
+    }
+}
+
+/// Waits up to 50 ms until a job's socket is readable; `pollfds[k]` is
+/// `active[k]`'s.
+fn poll_readable(active: &[(usize, Job)], pollfds: &mut Vec<libc::pollfd>) -> anyhow::Result<()> {
+    pollfds.clear();
+    pollfds.extend(active.iter().map(|(_, j)| libc::pollfd {
+        fd: j.sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }));
+    // SAFETY: pollfds is a live array of `len` pollfd structs.
+    let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e).context("poll");
+        }
+    }
+    Ok(())
+}
+
 /// An established allocation with one channel.
 #[derive(Debug)]
 pub(crate) struct Alloc {
@@ -169,58 +207,16 @@ impl<'c> Pipeline<'c> {
                 let Some((i, (sock, steps))) = queue.next() else {
                     break;
                 };
-                let mut job = Job {
-                    sock,
-                    steps,
-                    next: 0,
-                    tid: TransactionId([0; 12]),
-                    signed: Signed::default(),
-                    req: Vec::new(),
-                    sent_at: start,
-                    sends: 0,
-                    auth_retries: 0,
-                    restarts: 0,
-                    relay: None,
-                };
+                let mut job = Job::new(sock, steps, start);
                 self.send_step(&mut job)?;
                 active.push((i, job));
             }
-            pollfds.clear();
-            pollfds.extend(active.iter().map(|(_, j)| libc::pollfd {
-                fd: j.sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-            // SAFETY: pollfds is a live array of `len` pollfd structs.
-            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e).context("poll");
-                }
-            }
+            poll_readable(&active, &mut pollfds)?;
             let now = Instant::now();
             let mut k = 0;
             while k < active.len() {
                 let readable = pollfds.get(k).is_some_and(|p| p.revents != 0);
-                let job = &mut active[k].1;
-                let mut finished_job = false;
-                if readable {
-                    while let Ok(len) = job.sock.recv(&mut rbuf) {
-                        if self.on_datagram(job, &rbuf[..len])? {
-                            finished_job = true;
-                            break;
-                        }
-                    }
-                } else if now.duration_since(job.sent_at) > RETRANSMIT {
-                    if job.sends >= MAX_SENDS {
-                        bail!("no answer from {} after {MAX_SENDS} sends", self.server);
-                    }
-                    let _ = job.sock.send(&job.req);
-                    job.sends += 1;
-                    job.sent_at = now;
-                }
-                if finished_job {
+                if self.service(&mut active[k].1, readable, now, &mut rbuf)? {
                     let (i, job) = active.swap_remove(k);
                     pollfds.swap_remove(k);
                     done[i] = Some((job.sock, job.relay));
@@ -235,6 +231,32 @@ impl<'c> Pipeline<'c> {
             done: done.into_iter().map(|d| d.expect("job finished")).collect(),
             elapsed: start.elapsed(),
         })
+    }
+
+    /// Reads a readable job's socket, or retransmits its request when it
+    /// is overdue; `Ok(true)` when the job's last step succeeded.
+    fn service(
+        &mut self,
+        job: &mut Job,
+        readable: bool,
+        now: Instant,
+        rbuf: &mut [u8],
+    ) -> anyhow::Result<bool> {
+        if readable {
+            while let Ok(len) = job.sock.recv(rbuf) {
+                if self.on_datagram(job, &rbuf[..len])? {
+                    return Ok(true);
+                }
+            }
+        } else if now.duration_since(job.sent_at) > RETRANSMIT {
+            if job.sends >= MAX_SENDS {
+                bail!("no answer from {} after {MAX_SENDS} sends", self.server);
+            }
+            let _ = job.sock.send(&job.req);
+            job.sends += 1;
+            job.sent_at = now;
+        }
+        Ok(false)
     }
 
     /// Handles one datagram; `Ok(true)` when the job's last step succeeded.

@@ -311,18 +311,7 @@ impl<'s> Relay<'s> {
     }
 
     fn run(mut self, cfg: &LoadConfig) -> anyhow::Result<Report> {
-        let flows = cfg.allocations;
-        let mut poll = Poll::new().context("epoll")?;
-        for (i, f) in self.session.flows.iter().enumerate() {
-            for (t, fd) in [
-                (2 * i, f.client.sock.as_raw_fd()),
-                (2 * i + 1, f.peer.sock.as_raw_fd()),
-            ] {
-                poll.registry()
-                    .register(&mut SourceFd(&fd), Token(t), Interest::READABLE)
-                    .context("epoll register")?;
-            }
-        }
+        let mut poll = self.register()?;
         let mut events = Events::with_capacity(1024);
         let mut rx = Receiver::new();
         // Drain anything left over (late replies) before starting the clock.
@@ -331,7 +320,7 @@ impl<'s> Relay<'s> {
             while rx.recv(&f.peer)? > 0 {}
         }
 
-        let lanes = flows * self.dirs.len();
+        let lanes = cfg.allocations * self.dirs.len();
         // Rate mode: each (flow, dir) lane sends a burst every `interval`,
         // lanes staggered evenly across it.
         let interval = cfg
@@ -344,7 +333,6 @@ impl<'s> Relay<'s> {
         let cpu0 = cfg.server_pid.and_then(proc_cpu_secs);
         let self0 = self_cpu_secs();
         self.start = Instant::now();
-        let send_end = cfg.duration;
         let hard_end = cfg.duration + cfg.drain;
         let mut sent_total = 0u64;
         loop {
@@ -352,38 +340,17 @@ impl<'s> Relay<'s> {
             if now >= hard_end {
                 break;
             }
-            let sending = now < send_end;
+            let sending = now < cfg.duration;
             let mut sent_now = 0;
             if sending {
-                for (k, due) in next_due.iter_mut().enumerate() {
-                    let (flow, dir) = (k / self.dirs.len(), self.dirs[k % self.dirs.len()]);
-                    match interval {
-                        Some(iv) => {
-                            // Bounded catch-up: at most 4 bursts per lane per pass.
-                            let mut n = 0;
-                            while *due <= now && n < 4 {
-                                sent_now += self.send(flow, dir, cfg);
-                                *due += iv;
-                                n += 1;
-                            }
-                            if *due <= now {
-                                *due = now + iv;
-                            }
-                        }
-                        None => {
-                            if self.window_open(flow, dir, cfg) {
-                                sent_now += self.send(flow, dir, cfg);
-                            }
-                        }
-                    }
-                }
+                sent_now = self.send_pass(&mut next_due, interval, now, cfg);
                 sent_total += sent_now as u64;
             } else if self.all_back() {
                 break;
             }
             let timeout = if !sending {
                 Duration::from_millis(5)
-            } else if let Some(_iv) = interval {
+            } else if interval.is_some() {
                 let earliest = next_due.iter().min().copied().unwrap_or(now);
                 let wait = earliest.saturating_sub(self.start.elapsed());
                 if wait >= Duration::from_millis(2) {
@@ -398,42 +365,107 @@ impl<'s> Relay<'s> {
             };
             poll.poll(&mut events, Some(timeout))
                 .context("epoll wait")?;
-            for ev in &events {
-                let t = ev.token().0;
-                let flow = t / 2;
-                let from_peer_sock = t % 2 == 1;
-                let f = &self.session.flows[flow];
-                let s = if from_peer_sock { &f.peer } else { &f.client };
-                // Edge-triggered: read until the socket is empty.
-                loop {
-                    let n = rx.recv(s)?;
-                    if n == 0 {
-                        break;
+            self.receive(&events, &mut rx)?;
+        }
+        let elapsed = self.start.elapsed();
+        let server_cpu_s = cpu0
+            .zip(cfg.server_pid.and_then(proc_cpu_secs))
+            .map(|(a, b)| b - a);
+        let load_cpu_pct = 100.0 * (self_cpu_secs() - self0) / elapsed.as_secs_f64();
+        let report = self.report(cfg, server_cpu_s, load_cpu_pct);
+        debug_assert_eq!(report.sent, sent_total);
+        Ok(report)
+    }
+
+    /// An epoll instance watching every client and peer socket: token
+    /// `2 * flow` for the client socket, `2 * flow + 1` for the peer's.
+    fn register(&self) -> anyhow::Result<Poll> {
+        let poll = Poll::new().context("epoll")?;
+        for (i, f) in self.session.flows.iter().enumerate() {
+            for (t, fd) in [
+                (2 * i, f.client.sock.as_raw_fd()),
+                (2 * i + 1, f.peer.sock.as_raw_fd()),
+            ] {
+                poll.registry()
+                    .register(&mut SourceFd(&fd), Token(t), Interest::READABLE)
+                    .context("epoll register")?;
+            }
+        }
+        Ok(poll)
+    }
+
+    /// One pass over every (flow, direction) lane: bursts that are due
+    /// (rate mode) or whose window is open (max rate). Returns packets sent.
+    fn send_pass(
+        &mut self,
+        next_due: &mut [Duration],
+        interval: Option<Duration>,
+        now: Duration,
+        cfg: &LoadConfig,
+    ) -> usize {
+        let mut sent = 0;
+        for (k, due) in next_due.iter_mut().enumerate() {
+            let (flow, dir) = (k / self.dirs.len(), self.dirs[k % self.dirs.len()]);
+            match interval {
+                Some(iv) => {
+                    // Bounded catch-up: at most 4 bursts per lane per pass.
+                    let mut n = 0;
+                    while *due <= now && n < 4 {
+                        sent += self.send(flow, dir, cfg);
+                        *due += iv;
+                        n += 1;
                     }
-                    let now = Instant::now();
-                    let now_ns = now.duration_since(self.start).as_nanos() as u64;
-                    for d in (0..n).flat_map(|i| rx.datagrams(i)) {
-                        let payload = if from_peer_sock {
-                            d
-                        } else if d.len() >= 4 && d[0] & 0xC0 == 0x40 {
-                            &d[4..]
-                        } else {
-                            continue; // a STUN message
-                        };
-                        self.on_payload(payload, now, now_ns);
+                    if *due <= now {
+                        *due = now + iv;
+                    }
+                }
+                None => {
+                    if self.window_open(flow, dir, cfg) {
+                        sent += self.send(flow, dir, cfg);
                     }
                 }
             }
         }
-        let elapsed = self.start.elapsed();
-        let cpu1 = cfg.server_pid.and_then(proc_cpu_secs);
-        let self1 = self_cpu_secs();
+        sent
+    }
+
+    /// Reads every socket with events until it is empty (edge-triggered)
+    /// and counts the payloads that came back.
+    fn receive(&mut self, events: &Events, rx: &mut Receiver) -> anyhow::Result<()> {
+        for ev in events {
+            let t = ev.token().0;
+            let flow = t / 2;
+            let from_peer_sock = t % 2 == 1;
+            let f = &self.session.flows[flow];
+            let s = if from_peer_sock { &f.peer } else { &f.client };
+            loop {
+                let n = rx.recv(s)?;
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                let now_ns = now.duration_since(self.start).as_nanos() as u64;
+                for d in (0..n).flat_map(|i| rx.datagrams(i)) {
+                    let payload = if from_peer_sock {
+                        d
+                    } else if d.len() >= 4 && d[0] & 0xC0 == 0x40 {
+                        &d[4..]
+                    } else {
+                        continue; // a STUN message
+                    };
+                    self.on_payload(payload, now, now_ns);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, cfg: &LoadConfig, server_cpu_s: Option<f64>, load_cpu_pct: f64) -> Report {
+        let flows = cfg.allocations;
         let delivered: u64 = self.counters.iter().flatten().map(|c| c.recv).sum();
         let sent: u64 = self.counters.iter().flatten().map(|c| c.sent).sum();
-        debug_assert_eq!(sent, sent_total);
         let secs = cfg.duration.as_secs_f64();
-        let server_cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
-        Ok(Report {
+        Report {
             server: self.session.server.to_string(),
             allocations: flows,
             size: cfg.size,
@@ -465,8 +497,8 @@ impl<'s> Relay<'s> {
             server_us_per_pkt: server_cpu_s
                 .filter(|_| delivered > 0)
                 .map(|s| s * 1e6 / delivered as f64),
-            load_cpu_pct: 100.0 * (self1 - self0) / elapsed.as_secs_f64(),
-        })
+            load_cpu_pct,
+        }
     }
 
     /// Max-rate flow control: send while fewer than `window` packets are out,
