@@ -2,7 +2,7 @@
 //! the one place that learns REALM and NONCE from a 401 or 438, signs
 //! requests, and checks MESSAGE-INTEGRITY on success responses. The
 //! blocking [`Client`](super::Client) and the pipelined
-//! [`Pipeline`](super::pipeline::Pipeline) both go through it, so they retry
+//! `Pipeline` (in `pipeline`) both go through it, so they retry
 //! the same way.
 //!
 //! The retry rule, per request:

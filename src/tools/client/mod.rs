@@ -11,7 +11,7 @@
 //!   walk Binding → Allocate → CreatePermission → ChannelBind → data →
 //!   Refresh(0) and time each step; [`Client::exchanges`] breaks the last
 //!   step into its round trips (an Allocate is a 401, then a success).
-//! - [`pipeline::Pipeline`], nonblocking: many UDP sockets, many requests in
+//! - `pipeline::Pipeline`, nonblocking: many UDP sockets, many requests in
 //!   flight, retransmissions on a timer (the setup and teardown of `tern
 //!   load`).
 
