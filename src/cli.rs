@@ -57,6 +57,7 @@ pub enum Command {
     Key(KeyArgs),
     /// Load generator for any RFC 8656 server: N allocations with channels,
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
+    #[cfg(feature = "tools")]
     Load(LoadArgs),
     /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
     /// every option not carried over is reported on stderr with its line.
@@ -208,6 +209,7 @@ pub enum KeyAlgorithm {
 }
 
 /// `tern load`.
+#[cfg(feature = "tools")]
 #[derive(Clone, Debug, Args)]
 pub struct LoadArgs {
     /// Server UDP address "IP:PORT" (only loopback addresses are useful: peers bind 127.0.0.1).
@@ -233,11 +235,11 @@ pub struct LoadArgs {
     pub duration: f64,
     /// Direction of the data.
     #[arg(long, value_enum, default_value = "to-peer")]
-    pub direction: crate::load::Direction,
+    pub direction: crate::tools::load::Direction,
     /// Max-rate mode: packets in flight per flow and direction; 0 = open loop.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub window: usize,
-    /// Send with sendmmsg instead of GSO (UDP_SEGMENT).
+    /// Send one datagram per sendmsg instead of GSO (UDP_SEGMENT).
     #[arg(long)]
     pub no_gso: bool,
     /// Milliseconds to wait for late packets after sending stops.

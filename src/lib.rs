@@ -6,22 +6,18 @@
 //! `config` turns the TOML file and CLI flags into `Settings`.
 
 pub mod cli;
-#[allow(
-    clippy::disallowed_methods,
-    reason = "client tooling, not the server: times its own requests"
-)]
-pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod io;
 pub mod issuer;
-#[allow(
-    clippy::disallowed_methods,
-    reason = "load tool, not the server: paces and times its own traffic"
-)]
-pub mod load;
 pub mod proto;
 pub mod secret;
 pub mod selfcheck;
 pub mod settings;
 pub mod telemetry;
+#[cfg(feature = "tools")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "client tooling, not the server: paces and times its own traffic"
+)]
+pub mod tools;

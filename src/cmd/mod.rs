@@ -5,6 +5,7 @@
 pub mod check_config;
 pub mod credential;
 pub mod import_coturn;
+#[cfg(feature = "tools")]
 pub mod load;
 pub mod serve;
 

@@ -52,30 +52,18 @@
 //! the test ends, however it ends, and namespaces left by a killed earlier
 //! run are removed at start. Only addresses inside the namespace are used.
 
-#![allow(
-    clippy::disallowed_methods,
-    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
-)]
-
-#[path = "nat/client.rs"]
-mod client;
-#[path = "nat/netns.rs"]
-mod netns;
-
 use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use client::{Delivery, TurnClient};
-use netns::{Netns, Tern, may_run, remove_stale_namespaces, run, tcp_in, udp_in};
+use super::client::{Delivery, TurnClient};
+use super::namespace::{Netns, Tern, may_run, remove_stale_namespaces, run, tcp_in, udp_in};
+use super::{PASS, TERN_IP, USER};
 
-const TERN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 /// The tern with the default peer policy.
 const PORT: u16 = 3478;
 /// The tern with an allow list.
 const PORT_ALLOW: u16 = 3479;
-const USER: &str = "u";
-const PASS: &str = "p";
 /// Namespace names start with this, then the test's PID.
 const NS_PREFIX: &str = "ternsec";
 /// The port every listener binds.
@@ -145,12 +133,12 @@ fn peer_policy_in_a_namespace() {
     if !may_run(
         "peer_policy_in_a_namespace",
         "ip netns",
-        "sudo -E cargo test --test security_netns",
+        "sudo -E cargo test --test it netns::security",
     ) {
         return;
     }
     let t0 = Instant::now();
-    remove_stale_namespaces();
+    remove_stale_namespaces(NS_PREFIX);
     let ns = Netns::create(&format!("{NS_PREFIX}{}", std::process::id()));
     let ns = ns.name.as_str();
     add_interface(ns);

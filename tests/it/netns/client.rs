@@ -1,30 +1,30 @@
-//! The library's blocking TURN client (`tern::client`) for the namespace
+//! The library's blocking TURN client (`tern::tools::client`) for the namespace
 //! tests: the test user, and panics with a clear message where a step must
 //! succeed.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-pub(crate) use tern::client::{Delivery, binding};
+pub(crate) use tern::tools::client::{Delivery, binding};
 
-use crate::{PASS, TERN_IP, USER};
+use super::{PASS, TERN_IP, USER};
 
 pub(crate) struct TurnClient {
-    inner: tern::client::Client,
+    inner: tern::tools::client::Client,
     /// The relayed address, once allocated.
     pub(crate) relay: SocketAddr,
 }
 
 impl TurnClient {
     pub(crate) fn udp(sock: UdpSocket, server: SocketAddr) -> Self {
-        Self::new(tern::client::Client::udp(sock, server, USER, PASS))
+        Self::new(tern::tools::client::Client::udp(sock, server, USER, PASS))
     }
 
     pub(crate) fn tcp(stream: TcpStream) -> Self {
-        Self::new(tern::client::Client::tcp(stream, USER, PASS))
+        Self::new(tern::tools::client::Client::tcp(stream, USER, PASS))
     }
 
-    fn new(inner: tern::client::Client) -> Self {
+    fn new(inner: tern::tools::client::Client) -> Self {
         Self {
             inner,
             relay: SocketAddr::from(([0, 0, 0, 0], 0)),

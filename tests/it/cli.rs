@@ -155,18 +155,18 @@ fn serve_logs_never_contain_credentials() {
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tern::client::binding(&sock, server, 1).is_none() {
+    while tern::tools::client::binding(&sock, server, 1).is_none() {
         assert!(Instant::now() < deadline, "server did not start");
     }
     let udp = || UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut c = tern::client::Client::udp(udp(), server, "alice", PASSWORD);
+    let mut c = tern::tools::client::Client::udp(udp(), server, "alice", PASSWORD);
     c.allocate().expect("allocate");
     c.refresh(0).expect("delete");
-    let mut wrong = tern::client::Client::udp(udp(), server, "alice", "not-the-password");
+    let mut wrong = tern::tools::client::Client::udp(udp(), server, "alice", "not-the-password");
     assert_eq!(wrong.allocate().err().and_then(|e| e.code()), Some(401));
     let user = format!("{}:bob", 4_000_000_000u64);
     let rest_pw = tern::proto::auth::rest_password(SECRET.as_bytes(), &user);
-    let mut rest = tern::client::Client::udp(udp(), server, &user, &rest_pw);
+    let mut rest = tern::tools::client::Client::udp(udp(), server, &user, &rest_pw);
     rest.allocate().expect("REST allocate");
     // SIGTERM, then read everything the server wrote.
     // SAFETY: kill(2) on our own child's pid.

@@ -42,33 +42,22 @@
 //! namespaces left by a killed earlier run are removed at start.
 //! Only addresses inside the namespaces created here are ever used.
 
-#![allow(
-    clippy::disallowed_methods,
-    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
-)]
-
-#[path = "nat/client.rs"]
-mod client;
-#[path = "nat/netns.rs"]
-mod netns;
-#[path = "nat/topology.rs"]
 mod topology;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use client::{Delivery, TurnClient, binding};
-use netns::{Tern, may_run, remove_stale_namespaces};
 use topology::{Topology, punch_counter};
 
-const TERN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+use super::client::{Delivery, TurnClient, binding};
+use super::namespace::{Tern, may_run, remove_stale_namespaces};
+use super::{PASS, TERN_IP, USER};
+
 const PORT: u16 = 3478;
 const PORT2: u16 = 3479;
 const R1_WAN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const R2_WAN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
-const USER: &str = "nat";
-const PASS: &str = "nat-test-password";
 const REALM: &str = "tern";
 /// Packets sent each way in each phase of checks 3 and 4.
 const COUNT: u32 = 1000;
@@ -83,12 +72,12 @@ fn nat_traversal() {
     if !may_run(
         "nat_traversal",
         "ip netns, veth, nftables",
-        "sudo -E cargo test --test nat",
+        "sudo -E cargo test --test it netns::nat",
     ) {
         return;
     }
     let t0 = Instant::now();
-    remove_stale_namespaces();
+    remove_stale_namespaces(NS_PREFIX);
     let net = Topology::build();
     let tern = Tern::start(&net);
     eprintln!("nat: topology and tern up in {:?}", t0.elapsed());

@@ -1,8 +1,8 @@
 //! Network namespaces, sockets inside them and the tern process: the parts
-//! shared by the namespace tests (`tests/nat.rs`, `tests/security_netns.rs`).
+//! shared by the namespace tests ([`super::nat`], [`super::security`]).
 //!
-//! The including crate defines `NS_PREFIX`: every namespace it creates is
-//! named `{NS_PREFIX}{PID}` or `{NS_PREFIX}{PID}-{role}`.
+//! Each test has its own prefix: every namespace it creates is named
+//! `{prefix}{PID}` or `{prefix}{PID}-{role}`.
 
 use std::fs::File;
 use std::io::Read;
@@ -13,8 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::NS_PREFIX;
-use crate::client::binding;
+use super::client::binding;
 
 /// Whether a root-only test can run here: skips loudly outside CI, fails
 /// with `CI=true` (in CI anything missing is a failure).
@@ -86,10 +85,10 @@ pub(crate) fn tcp_in(ns: &str, to: SocketAddr) -> TcpStream {
 
 /// Deletes namespaces left by earlier runs whose process is gone (SIGKILL
 /// skips Drop).
-pub(crate) fn remove_stale_namespaces() {
+pub(crate) fn remove_stale_namespaces(prefix: &str) {
     let list = output("ip", &["netns", "list"]);
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+        let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or("");

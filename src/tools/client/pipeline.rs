@@ -1,11 +1,8 @@
-//! The load generator's TURN client: Allocate (with the 401 → REALM/NONCE
-//! → authenticated retry of RFC 8656 §7.2 / RFC 8489 §9.2), ChannelBind and
-//! Refresh(0), pipelined over many sockets with a bounded window.
-//!
-//! Works against any RFC 8656 server: the realm comes from the 401, a
-//! nonce is reused across allocations until the server answers 401/438
-//! (tern's nonces are stateless; coturn's are per 5-tuple and cost one
-//! extra round trip per allocation, as they do for a browser).
+//! The client's pipelined mode: Allocate, ChannelBind and Refresh(0) over
+//! many nonblocking UDP sockets with a bounded window of requests in
+//! flight, each retransmitted on a timer (the setup and teardown of `tern
+//! load`). Messages come from [`codec`](super::codec) and the 401/438
+//! handling from [`auth`](super::auth), as in the blocking client.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,59 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::proto::auth::LongTermKey;
-use crate::proto::stun::{
-    AttrType, Class, Message, MessageType, MessageWriter, Method, TransactionId, decode_error_code,
-    decode_xor_addr,
-};
+use super::auth::{Auth, Signed, Verdict};
+use super::codec::{allocate_attrs, channel_bind_attrs, new_tid, relayed_addresses, write_request};
+use crate::proto::stun::{AttrType, Message, MessageWriter, Method, TransactionId};
 
 /// A request not answered within this long is sent again (same transaction id).
 const RETRANSMIT: Duration = Duration::from_millis(500);
 /// Sends per request before the whole run fails.
 const MAX_SENDS: u32 = 6;
-/// 401/438 answers tolerated per request (new nonce each time).
-const MAX_AUTH_RETRIES: u32 = 3;
 /// Fresh sockets tried per allocation after a 437 on its first Allocate.
 const MAX_RESTARTS: u32 = 8;
-
-/// Long-term credentials plus what the server told us (realm, nonce).
-#[derive(Debug)]
-pub(crate) struct Creds {
-    user: String,
-    pass: String,
-    realm: String,
-    nonce: Vec<u8>,
-    key: Option<LongTermKey>,
-}
-
-impl Creds {
-    pub(crate) fn new(user: &str, pass: &str) -> Self {
-        Self {
-            user: user.to_owned(),
-            pass: pass.to_owned(),
-            realm: String::new(),
-            nonce: Vec::new(),
-            key: None,
-        }
-    }
-
-    /// Takes REALM and NONCE from a 401/438 answer.
-    fn learn(&mut self, msg: &Message<'_>) -> anyhow::Result<()> {
-        let realm = msg
-            .get(AttrType::REALM)
-            .context("401/438 answer without REALM")?;
-        let nonce = msg
-            .get(AttrType::NONCE)
-            .context("401/438 answer without NONCE")?;
-        let realm = std::str::from_utf8(realm).context("REALM is not UTF-8")?;
-        if self.key.is_none() || realm != self.realm {
-            self.realm = realm.to_owned();
-            self.key = Some(LongTermKey::derive(&self.user, &self.realm, &self.pass));
-        }
-        self.nonce = nonce.to_vec();
-        Ok(())
-    }
-}
 
 /// What one socket asks the server, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +36,51 @@ struct Job {
     steps: Vec<Step>,
     next: usize,
     tid: TransactionId,
+    signed: Signed,
     req: Vec<u8>,
     sent_at: Instant,
     sends: u32,
     auth_retries: u32,
     restarts: u32,
     relay: Option<SocketAddr>,
+}
+
+impl Job {
+    fn new(sock: UdpSocket, steps: Vec<Step>, now: Instant) -> Self {
+        Self {
+            sock,
+            steps,
+            next: 0,
+            tid: TransactionId([0; 12]),
+            signed: Signed::default(),
+            req: Vec::new(),
+            sent_at: now,
+            sends: 0,
+            auth_retries: 0,
+            restarts: 0,
+            relay: None,
+        }
+    }
+}
+
+/// Waits up to 50 ms until a job's socket is readable; `pollfds[k]` is
+/// `active[k]`'s.
+fn poll_readable(active: &[(usize, Job)], pollfds: &mut Vec<libc::pollfd>) -> anyhow::Result<()> {
+    pollfds.clear();
+    pollfds.extend(active.iter().map(|(_, j)| libc::pollfd {
+        fd: j.sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }));
+    // SAFETY: pollfds is a live array of `len` pollfd structs.
+    let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e).context("poll");
+        }
+    }
+    Ok(())
 }
 
 /// An established allocation with one channel.
@@ -108,19 +101,17 @@ pub(crate) struct Outcome {
 /// Runs jobs with at most `window` in flight until all finish or `limit` passes.
 pub(crate) struct Pipeline<'c> {
     server: SocketAddr,
-    creds: &'c mut Creds,
-    tid_counter: u64,
+    auth: &'c mut Auth,
     buf: Vec<u8>,
     /// Sockets that met a 437, held open until the pipeline is dropped.
     graveyard: Vec<UdpSocket>,
 }
 
 impl<'c> Pipeline<'c> {
-    pub(crate) fn new(server: SocketAddr, creds: &'c mut Creds) -> Self {
+    pub(crate) fn new(server: SocketAddr, auth: &'c mut Auth) -> Self {
         Self {
             server,
-            creds,
-            tid_counter: 0,
+            auth,
             buf: Vec::with_capacity(512),
             graveyard: Vec::new(),
         }
@@ -216,57 +207,16 @@ impl<'c> Pipeline<'c> {
                 let Some((i, (sock, steps))) = queue.next() else {
                     break;
                 };
-                let mut job = Job {
-                    sock,
-                    steps,
-                    next: 0,
-                    tid: TransactionId([0; 12]),
-                    req: Vec::new(),
-                    sent_at: start,
-                    sends: 0,
-                    auth_retries: 0,
-                    restarts: 0,
-                    relay: None,
-                };
+                let mut job = Job::new(sock, steps, start);
                 self.send_step(&mut job)?;
                 active.push((i, job));
             }
-            pollfds.clear();
-            pollfds.extend(active.iter().map(|(_, j)| libc::pollfd {
-                fd: j.sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-            // SAFETY: pollfds is a live array of `len` pollfd structs.
-            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e).context("poll");
-                }
-            }
+            poll_readable(&active, &mut pollfds)?;
             let now = Instant::now();
             let mut k = 0;
             while k < active.len() {
                 let readable = pollfds.get(k).is_some_and(|p| p.revents != 0);
-                let job = &mut active[k].1;
-                let mut finished_job = false;
-                if readable {
-                    while let Ok(len) = job.sock.recv(&mut rbuf) {
-                        if self.on_datagram(job, &rbuf[..len])? {
-                            finished_job = true;
-                            break;
-                        }
-                    }
-                } else if now.duration_since(job.sent_at) > RETRANSMIT {
-                    if job.sends >= MAX_SENDS {
-                        bail!("no answer from {} after {MAX_SENDS} sends", self.server);
-                    }
-                    let _ = job.sock.send(&job.req);
-                    job.sends += 1;
-                    job.sent_at = now;
-                }
-                if finished_job {
+                if self.service(&mut active[k].1, readable, now, &mut rbuf)? {
                     let (i, job) = active.swap_remove(k);
                     pollfds.swap_remove(k);
                     done[i] = Some((job.sock, job.relay));
@@ -283,6 +233,32 @@ impl<'c> Pipeline<'c> {
         })
     }
 
+    /// Reads a readable job's socket, or retransmits its request when it
+    /// is overdue; `Ok(true)` when the job's last step succeeded.
+    fn service(
+        &mut self,
+        job: &mut Job,
+        readable: bool,
+        now: Instant,
+        rbuf: &mut [u8],
+    ) -> anyhow::Result<bool> {
+        if readable {
+            while let Ok(len) = job.sock.recv(rbuf) {
+                if self.on_datagram(job, &rbuf[..len])? {
+                    return Ok(true);
+                }
+            }
+        } else if now.duration_since(job.sent_at) > RETRANSMIT {
+            if job.sends >= MAX_SENDS {
+                bail!("no answer from {} after {MAX_SENDS} sends", self.server);
+            }
+            let _ = job.sock.send(&job.req);
+            job.sends += 1;
+            job.sent_at = now;
+        }
+        Ok(false)
+    }
+
     /// Handles one datagram; `Ok(true)` when the job's last step succeeded.
     fn on_datagram(&mut self, job: &mut Job, dgram: &[u8]) -> anyhow::Result<bool> {
         let Ok(msg) = Message::parse(dgram) else {
@@ -292,16 +268,10 @@ impl<'c> Pipeline<'c> {
             return Ok(false); // a late answer to a retransmitted request
         }
         let step = job.steps[job.next];
-        match msg.class() {
-            Class::Success => {
+        match self.auth.judge(&msg, job.signed, job.auth_retries)? {
+            Verdict::Success => {
                 if let Step::Allocate { .. } = step {
-                    let v = msg
-                        .get(AttrType::XOR_RELAYED_ADDRESS)
-                        .context("Allocate success without XOR-RELAYED-ADDRESS")?;
-                    job.relay = Some(
-                        decode_xor_addr(v, &msg.transaction_id())
-                            .context("bad XOR-RELAYED-ADDRESS")?,
-                    );
+                    job.relay = relayed_addresses(&msg)?.first().copied();
                 }
                 job.next += 1;
                 job.auth_retries = 0;
@@ -311,80 +281,49 @@ impl<'c> Pipeline<'c> {
                 self.send_step(job)?;
                 Ok(false)
             }
-            Class::Error => {
-                let (code, reason) = msg
-                    .get(AttrType::ERROR_CODE)
-                    .and_then(|v| decode_error_code(v).ok())
-                    .unwrap_or((0, ""));
-                if matches!(code, 401 | 438) && job.auth_retries < MAX_AUTH_RETRIES {
-                    self.creds.learn(&msg)?;
-                    job.auth_retries += 1;
-                    self.send_step(job)?;
-                    return Ok(false);
-                }
-                // A Delete whose allocation is already gone (437) is done.
-                if step == Step::Delete && code == 437 {
-                    return Ok(true);
-                }
-                // 437 on the first Allocate: the kernel reused a local port
-                // whose old 5-tuple the server still remembers (coturn keeps
-                // it a while after Refresh(0)). Start over on a new socket.
+            Verdict::Retry => {
+                job.auth_retries += 1;
+                self.send_step(job)?;
+                Ok(false)
+            }
+            // A Delete whose allocation is already gone (437) is done.
+            Verdict::Failed { code: 437, .. } if step == Step::Delete => Ok(true),
+            // 437 on the first Allocate: the kernel reused a local port
+            // whose old 5-tuple the server still remembers (coturn keeps it
+            // a while after Refresh(0)). Start over on a new socket.
+            Verdict::Failed { code: 437, .. }
                 if job.next == 0
                     && matches!(step, Step::Allocate { .. })
-                    && code == 437
-                    && job.restarts < MAX_RESTARTS
-                {
-                    // Keep the old socket open so the kernel cannot hand its port out again.
-                    let old = std::mem::replace(&mut job.sock, self.client_socket()?);
-                    self.graveyard.push(old);
-                    job.restarts += 1;
-                    self.send_step(job)?;
-                    return Ok(false);
-                }
-                bail!("{step:?} failed: {code} {reason}")
+                    && job.restarts < MAX_RESTARTS =>
+            {
+                // Keep the old socket open so the kernel cannot hand its port out again.
+                let old = std::mem::replace(&mut job.sock, self.client_socket()?);
+                self.graveyard.push(old);
+                job.restarts += 1;
+                self.send_step(job)?;
+                Ok(false)
             }
-            Class::Request | Class::Indication => Ok(false),
+            Verdict::Failed { code, reason } => bail!("{step:?} failed: {code} {reason}"),
         }
     }
 
     /// Builds and sends the job's current step with a new transaction id.
     fn send_step(&mut self, job: &mut Job) -> anyhow::Result<()> {
-        self.tid_counter += 1;
-        let mut tid = [0u8; 12];
-        tid[..8].copy_from_slice(&self.tid_counter.to_be_bytes());
-        tid[8..].copy_from_slice(&std::process::id().to_be_bytes());
-        job.tid = TransactionId(tid);
+        job.tid = new_tid();
         let step = job.steps[job.next];
         let method = match step {
             Step::Allocate { .. } => Method::ALLOCATE,
             Step::ChannelBind { .. } => Method::CHANNEL_BIND,
             Step::Delete => Method::REFRESH,
         };
-        let mut w = MessageWriter::new(
-            &mut self.buf,
-            MessageType::new(method, Class::Request),
-            job.tid,
-        );
-        match step {
-            Step::Allocate { lifetime } => {
-                // REQUESTED-TRANSPORT: protocol 17 (UDP) in the first byte.
-                w.push_u32(AttrType::REQUESTED_TRANSPORT, 17 << 24);
-                w.push_u32(AttrType::LIFETIME, lifetime);
-            }
-            Step::ChannelBind { channel, peer } => {
-                w.push_u32(AttrType::CHANNEL_NUMBER, u32::from(channel) << 16);
-                w.push_xor_addr(AttrType::XOR_PEER_ADDRESS, peer);
-            }
+        let add = |w: &mut MessageWriter<'_>| match step {
+            Step::Allocate { lifetime } => allocate_attrs(w, Some(lifetime)),
+            Step::ChannelBind { channel, peer } => channel_bind_attrs(w, channel, peer),
             Step::Delete => {
                 w.push_u32(AttrType::LIFETIME, 0);
             }
-        }
-        if let Some(key) = &self.creds.key {
-            w.push(AttrType::USERNAME, self.creds.user.as_bytes());
-            w.push(AttrType::REALM, self.creds.realm.as_bytes());
-            w.push(AttrType::NONCE, &self.creds.nonce);
-            w.push_integrity(&key.0);
-        }
+        };
+        job.signed = write_request(&mut self.buf, method, job.tid, &add, Some(self.auth));
         job.req.clear();
         job.req.extend_from_slice(&self.buf);
         job.sock

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 
-use crate::netns::{Netns, Tern, in_netns, output, run, tcp_in, udp_in};
-use crate::{NS_PREFIX, PASS, PORT, PORT2, R1_WAN, R2_WAN, REALM, TERN_IP, USER};
+use super::super::namespace::{Netns, Tern, in_netns, output, run, tcp_in, udp_in};
+use super::{NS_PREFIX, PASS, PORT, PORT2, R1_WAN, R2_WAN, REALM, TERN_IP, USER};
 
 /// The namespaces; dropping it deletes them all (which removes their veths).
 pub(crate) struct Topology {

@@ -8,15 +8,16 @@
 //! measures loss and one-way latency (same host, same monotonic clock).
 //!
 //! This module is a client driver: like `io`, it owns sockets and reads
-//! the clock; it uses `proto` only to write and parse STUN.
+//! the clock. Allocations are set up and torn down by the pipelined mode of
+//! [`crate::tools::client`]; the data runs over its own sockets.
 //!
 //! Payload layout (S ≥ 24): `flow: u32 | dir: u8 | 0: [u8; 3] | seq: u64 |
 //! sent_ns: u64 | filler`. On the client side it follows the 4-byte
 //! ChannelData header, so a client→server datagram is S + 4 bytes.
 
-mod client;
-mod sock;
+mod report;
 mod stats;
+mod udp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -27,10 +28,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde::Serialize;
 
-use client::{Alloc, Creds, Pipeline};
-use sock::{Receiver, SendMode};
+use crate::tools::client::auth::Auth;
+use crate::tools::client::pipeline::Pipeline;
+pub use report::{AllocReport, Report, summary};
 use stats::{Histogram, self_cpu_secs};
 pub use stats::{proc_cpu_secs, proc_rss_kib};
+use udp::{BatchSocket, Receiver};
 
 /// Smallest payload: the header the receiver needs.
 pub const MIN_SIZE: usize = 24;
@@ -89,7 +92,7 @@ pub struct LoadConfig {
     pub direction: Direction,
     /// Max-rate mode: packets in flight per flow and direction (0 = open loop).
     pub window: usize,
-    /// Use GSO sends (else `sendmmsg`).
+    /// Use GSO sends (else one `sendmsg` per datagram).
     pub gso: bool,
     /// Allocate requests in flight during setup.
     pub setup_window: usize,
@@ -125,62 +128,23 @@ impl LoadConfig {
     }
 }
 
-/// Results of a relay run; one JSON line for scripts.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub server: String,
-    pub allocations: usize,
-    pub size: usize,
-    pub burst: usize,
-    pub direction: Direction,
-    /// Requested total rate; `null` = max rate.
-    pub rate: Option<u64>,
-    pub duration_s: f64,
-    pub sent: u64,
-    pub delivered: u64,
-    pub offered_pps: f64,
-    pub delivered_pps: f64,
-    /// Delivered payload bits per second / 1e6.
-    pub delivered_mbit_s: f64,
-    pub loss_pct: f64,
-    pub latency_p50_us: u64,
-    pub latency_p99_us: u64,
-    pub latency_max_us: u64,
-    /// "gso" or "sendmmsg" (or "send" for bursts of 1).
-    pub send_mode: &'static str,
-    pub setup_s: f64,
-    pub allocate_per_s: f64,
-    /// Server CPU seconds during the run (with `--server-pid`).
-    pub server_cpu_s: Option<f64>,
-    /// Server CPU time per delivered packet in µs (with `--server-pid`).
-    pub server_us_per_pkt: Option<f64>,
-    /// This tool's CPU use during the run, % of one core.
-    pub load_cpu_pct: f64,
-}
-
-/// Results of `--allocate-only`.
-#[derive(Clone, Debug, Serialize)]
-pub struct AllocReport {
-    pub server: String,
-    pub allocations: usize,
-    pub window: usize,
-    /// Allocate (with the 401/438 round trip when needed) + ChannelBind.
-    pub allocate_s: f64,
-    pub allocate_per_s: f64,
-    /// Refresh(0) of all of them.
-    pub delete_s: f64,
-    pub server_cpu_s: Option<f64>,
-    /// Server CPU per Allocate+ChannelBind in µs (with `--server-pid`).
-    pub server_us_per_alloc: Option<f64>,
+/// One allocation with a channel to its own peer socket.
+#[derive(Debug)]
+struct Flow {
+    /// Client socket, connected to the server.
+    client: BatchSocket,
+    /// Peer socket, connected to the relayed address.
+    peer: BatchSocket,
+    relay: SocketAddr,
+    channel: u16,
 }
 
 /// Allocations with channels to their own peer sockets, held open.
 #[derive(Debug)]
 pub struct Session {
     server: SocketAddr,
-    creds: Creds,
-    allocs: Vec<Alloc>,
-    peers: Vec<UdpSocket>,
+    auth: Auth,
+    flows: Vec<Flow>,
     setup: Duration,
     setup_window: usize,
 }
@@ -188,8 +152,8 @@ pub struct Session {
 impl Session {
     /// Creates `allocations` allocations, each with a channel to its own peer socket.
     pub fn establish(cfg: &LoadConfig) -> anyhow::Result<Self> {
-        let mut creds = Creds::new(&cfg.user, &cfg.password);
-        let mut pipe = Pipeline::new(cfg.server, &mut creds);
+        let mut auth = Auth::new(&cfg.user, &cfg.password);
+        let mut pipe = Pipeline::new(cfg.server, &mut auth);
         let mut socks = Vec::with_capacity(cfg.allocations);
         let mut peers = Vec::with_capacity(cfg.allocations);
         let mut peer_addrs = Vec::with_capacity(cfg.allocations);
@@ -203,16 +167,22 @@ impl Session {
         }
         let (allocs, setup) =
             pipe.allocate(socks, &peer_addrs, 600, cfg.setup_window, SETUP_LIMIT)?;
-        for (a, p) in allocs.iter().zip(&peers) {
+        let mut flows = Vec::with_capacity(allocs.len());
+        for (a, p) in allocs.into_iter().zip(peers) {
             p.connect(a.relay).context("connect peer socket to relay")?;
-            sock::set_buffers(&a.sock, SOCK_BUF);
-            sock::set_buffers(p, SOCK_BUF);
+            udp::set_buffers(&a.sock, SOCK_BUF);
+            udp::set_buffers(&p, SOCK_BUF);
+            flows.push(Flow {
+                client: BatchSocket::new(a.sock).context("client socket state")?,
+                peer: BatchSocket::new(p).context("peer socket state")?,
+                relay: a.relay,
+                channel: a.channel,
+            });
         }
         Ok(Self {
             server: cfg.server,
-            creds,
-            allocs,
-            peers,
+            auth,
+            flows,
             setup,
             setup_window: cfg.setup_window,
         })
@@ -220,18 +190,18 @@ impl Session {
 
     /// Number of allocations held.
     pub fn len(&self) -> usize {
-        self.allocs.len()
+        self.flows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.allocs.is_empty()
+        self.flows.is_empty()
     }
 
     /// Deletes every allocation (Refresh with LIFETIME 0) and waits for the answers.
     pub fn close(mut self) -> anyhow::Result<()> {
-        let socks = self.allocs.drain(..).map(|a| a.sock).collect();
+        let socks = self.flows.drain(..).map(|f| f.client.sock).collect();
         let window = self.setup_window;
-        Pipeline::new(self.server, &mut self.creds).delete(socks, window, SETUP_LIMIT)?;
+        Pipeline::new(self.server, &mut self.auth).delete(socks, window, SETUP_LIMIT)?;
         Ok(())
     }
 
@@ -256,10 +226,10 @@ pub fn run(cfg: &LoadConfig) -> anyhow::Result<Report> {
 /// `--allocate-only`: Allocate+ChannelBind rate, then delete them all.
 pub fn allocate_only(cfg: &LoadConfig) -> anyhow::Result<AllocReport> {
     ensure!(cfg.allocations >= 1, "--allocations must be at least 1");
-    let mut creds = Creds::new(&cfg.user, &cfg.password);
+    let mut auth = Auth::new(&cfg.user, &cfg.password);
     let peer = UdpSocket::bind(SocketAddr::new(cfg.server.ip(), 0)).context("bind peer")?;
     let peer_addr = peer.local_addr()?;
-    let mut pipe = Pipeline::new(cfg.server, &mut creds);
+    let mut pipe = Pipeline::new(cfg.server, &mut auth);
     let socks = (0..cfg.allocations)
         .map(|_| pipe.client_socket())
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -299,21 +269,22 @@ struct Relay<'s> {
     bufs: Vec<[Vec<u8>; 2]>,
     counters: Vec<[Counter; 2]>,
     hist: Histogram,
-    mode: SendMode,
+    /// GSO sends asked for (`--no-gso` clears it).
+    gso: bool,
     start: Instant,
 }
 
 impl<'s> Relay<'s> {
     fn new(session: &'s Session, cfg: &LoadConfig) -> anyhow::Result<Self> {
-        if session.allocs.len() != cfg.allocations {
+        if session.flows.len() != cfg.allocations {
             bail!(
                 "session holds {} allocations, config asks for {}",
-                session.allocs.len(),
+                session.flows.len(),
                 cfg.allocations
             );
         }
         let mut bufs = Vec::with_capacity(cfg.allocations);
-        for (flow, a) in session.allocs.iter().enumerate() {
+        for (flow, a) in session.flows.iter().enumerate() {
             let mut to_peer = Vec::with_capacity((cfg.size + 4) * cfg.burst);
             let mut to_client = Vec::with_capacity(cfg.size * cfg.burst);
             for _ in 0..cfg.burst {
@@ -334,40 +305,22 @@ impl<'s> Relay<'s> {
             bufs,
             counters: vec![[Counter::default(); 2]; cfg.allocations],
             hist: Histogram::new(),
-            mode: if cfg.gso {
-                SendMode::Gso
-            } else {
-                SendMode::Mmsg
-            },
+            gso: cfg.gso,
             start: Instant::now(),
         })
     }
 
     fn run(mut self, cfg: &LoadConfig) -> anyhow::Result<Report> {
-        let flows = cfg.allocations;
-        let mut poll = Poll::new().context("epoll")?;
-        for (i, (a, p)) in self
-            .session
-            .allocs
-            .iter()
-            .zip(&self.session.peers)
-            .enumerate()
-        {
-            for (t, fd) in [(2 * i, a.sock.as_raw_fd()), (2 * i + 1, p.as_raw_fd())] {
-                poll.registry()
-                    .register(&mut SourceFd(&fd), Token(t), Interest::READABLE)
-                    .context("epoll register")?;
-            }
-        }
+        let mut poll = self.register()?;
         let mut events = Events::with_capacity(1024);
         let mut rx = Receiver::new();
         // Drain anything left over (late replies) before starting the clock.
-        for (a, p) in self.session.allocs.iter().zip(&self.session.peers) {
-            while rx.recv(&a.sock)? > 0 {}
-            while rx.recv(p)? > 0 {}
+        for f in &self.session.flows {
+            while rx.recv(&f.client)? > 0 {}
+            while rx.recv(&f.peer)? > 0 {}
         }
 
-        let lanes = flows * self.dirs.len();
+        let lanes = cfg.allocations * self.dirs.len();
         // Rate mode: each (flow, dir) lane sends a burst every `interval`,
         // lanes staggered evenly across it.
         let interval = cfg
@@ -380,7 +333,6 @@ impl<'s> Relay<'s> {
         let cpu0 = cfg.server_pid.and_then(proc_cpu_secs);
         let self0 = self_cpu_secs();
         self.start = Instant::now();
-        let send_end = cfg.duration;
         let hard_end = cfg.duration + cfg.drain;
         let mut sent_total = 0u64;
         loop {
@@ -388,38 +340,17 @@ impl<'s> Relay<'s> {
             if now >= hard_end {
                 break;
             }
-            let sending = now < send_end;
+            let sending = now < cfg.duration;
             let mut sent_now = 0;
             if sending {
-                for (k, due) in next_due.iter_mut().enumerate() {
-                    let (flow, dir) = (k / self.dirs.len(), self.dirs[k % self.dirs.len()]);
-                    match interval {
-                        Some(iv) => {
-                            // Bounded catch-up: at most 4 bursts per lane per pass.
-                            let mut n = 0;
-                            while *due <= now && n < 4 {
-                                sent_now += self.send(flow, dir, cfg);
-                                *due += iv;
-                                n += 1;
-                            }
-                            if *due <= now {
-                                *due = now + iv;
-                            }
-                        }
-                        None => {
-                            if self.window_open(flow, dir, cfg) {
-                                sent_now += self.send(flow, dir, cfg);
-                            }
-                        }
-                    }
-                }
+                sent_now = self.send_pass(&mut next_due, interval, now, cfg);
                 sent_total += sent_now as u64;
             } else if self.all_back() {
                 break;
             }
             let timeout = if !sending {
                 Duration::from_millis(5)
-            } else if let Some(_iv) = interval {
+            } else if interval.is_some() {
                 let earliest = next_due.iter().min().copied().unwrap_or(now);
                 let wait = earliest.saturating_sub(self.start.elapsed());
                 if wait >= Duration::from_millis(2) {
@@ -434,46 +365,107 @@ impl<'s> Relay<'s> {
             };
             poll.poll(&mut events, Some(timeout))
                 .context("epoll wait")?;
-            for ev in &events {
-                let t = ev.token().0;
-                let flow = t / 2;
-                let from_peer_sock = t % 2 == 1;
-                let s = if from_peer_sock {
-                    &self.session.peers[flow]
-                } else {
-                    &self.session.allocs[flow].sock
-                };
-                // Edge-triggered: read until the socket is empty.
-                loop {
-                    let n = rx.recv(s)?;
-                    if n == 0 {
-                        break;
+            self.receive(&events, &mut rx)?;
+        }
+        let elapsed = self.start.elapsed();
+        let server_cpu_s = cpu0
+            .zip(cfg.server_pid.and_then(proc_cpu_secs))
+            .map(|(a, b)| b - a);
+        let load_cpu_pct = 100.0 * (self_cpu_secs() - self0) / elapsed.as_secs_f64();
+        let report = self.report(cfg, server_cpu_s, load_cpu_pct);
+        debug_assert_eq!(report.sent, sent_total);
+        Ok(report)
+    }
+
+    /// An epoll instance watching every client and peer socket: token
+    /// `2 * flow` for the client socket, `2 * flow + 1` for the peer's.
+    fn register(&self) -> anyhow::Result<Poll> {
+        let poll = Poll::new().context("epoll")?;
+        for (i, f) in self.session.flows.iter().enumerate() {
+            for (t, fd) in [
+                (2 * i, f.client.sock.as_raw_fd()),
+                (2 * i + 1, f.peer.sock.as_raw_fd()),
+            ] {
+                poll.registry()
+                    .register(&mut SourceFd(&fd), Token(t), Interest::READABLE)
+                    .context("epoll register")?;
+            }
+        }
+        Ok(poll)
+    }
+
+    /// One pass over every (flow, direction) lane: bursts that are due
+    /// (rate mode) or whose window is open (max rate). Returns packets sent.
+    fn send_pass(
+        &mut self,
+        next_due: &mut [Duration],
+        interval: Option<Duration>,
+        now: Duration,
+        cfg: &LoadConfig,
+    ) -> usize {
+        let mut sent = 0;
+        for (k, due) in next_due.iter_mut().enumerate() {
+            let (flow, dir) = (k / self.dirs.len(), self.dirs[k % self.dirs.len()]);
+            match interval {
+                Some(iv) => {
+                    // Bounded catch-up: at most 4 bursts per lane per pass.
+                    let mut n = 0;
+                    while *due <= now && n < 4 {
+                        sent += self.send(flow, dir, cfg);
+                        *due += iv;
+                        n += 1;
                     }
-                    let now = Instant::now();
-                    let now_ns = now.duration_since(self.start).as_nanos() as u64;
-                    for i in 0..n {
-                        let d = rx.datagram(i);
-                        let payload = if from_peer_sock {
-                            d
-                        } else if d.len() >= 4 && d[0] & 0xC0 == 0x40 {
-                            &d[4..]
-                        } else {
-                            continue; // a STUN message
-                        };
-                        self.on_payload(payload, now, now_ns);
+                    if *due <= now {
+                        *due = now + iv;
+                    }
+                }
+                None => {
+                    if self.window_open(flow, dir, cfg) {
+                        sent += self.send(flow, dir, cfg);
                     }
                 }
             }
         }
-        let elapsed = self.start.elapsed();
-        let cpu1 = cfg.server_pid.and_then(proc_cpu_secs);
-        let self1 = self_cpu_secs();
+        sent
+    }
+
+    /// Reads every socket with events until it is empty (edge-triggered)
+    /// and counts the payloads that came back.
+    fn receive(&mut self, events: &Events, rx: &mut Receiver) -> anyhow::Result<()> {
+        for ev in events {
+            let t = ev.token().0;
+            let flow = t / 2;
+            let from_peer_sock = t % 2 == 1;
+            let f = &self.session.flows[flow];
+            let s = if from_peer_sock { &f.peer } else { &f.client };
+            loop {
+                let n = rx.recv(s)?;
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                let now_ns = now.duration_since(self.start).as_nanos() as u64;
+                for d in (0..n).flat_map(|i| rx.datagrams(i)) {
+                    let payload = if from_peer_sock {
+                        d
+                    } else if d.len() >= 4 && d[0] & 0xC0 == 0x40 {
+                        &d[4..]
+                    } else {
+                        continue; // a STUN message
+                    };
+                    self.on_payload(payload, now, now_ns);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, cfg: &LoadConfig, server_cpu_s: Option<f64>, load_cpu_pct: f64) -> Report {
+        let flows = cfg.allocations;
         let delivered: u64 = self.counters.iter().flatten().map(|c| c.recv).sum();
         let sent: u64 = self.counters.iter().flatten().map(|c| c.sent).sum();
-        debug_assert_eq!(sent, sent_total);
         let secs = cfg.duration.as_secs_f64();
-        let server_cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);
-        Ok(Report {
+        Report {
             server: self.session.server.to_string(),
             allocations: flows,
             size: cfg.size,
@@ -494,10 +486,10 @@ impl<'s> Relay<'s> {
             latency_p50_us: self.hist.quantile(0.50),
             latency_p99_us: self.hist.quantile(0.99),
             latency_max_us: self.hist.max_us(),
-            send_mode: match (cfg.burst, self.mode) {
+            send_mode: match (cfg.burst, self.gso_held()) {
                 (1, _) => "send",
-                (_, SendMode::Gso) => "gso",
-                (_, SendMode::Mmsg) => "sendmmsg",
+                (_, true) => "gso",
+                (_, false) => "sendmsg",
             },
             setup_s: self.session.setup.as_secs_f64(),
             allocate_per_s: flows as f64 / self.session.setup.as_secs_f64(),
@@ -505,8 +497,8 @@ impl<'s> Relay<'s> {
             server_us_per_pkt: server_cpu_s
                 .filter(|_| delivered > 0)
                 .map(|s| s * 1e6 / delivered as f64),
-            load_cpu_pct: 100.0 * (self1 - self0) / elapsed.as_secs_f64(),
-        })
+            load_cpu_pct,
+        }
     }
 
     /// Max-rate flow control: send while fewer than `window` packets are out,
@@ -516,13 +508,16 @@ impl<'s> Relay<'s> {
             return true;
         }
         let c = &mut self.counters[flow][usize::from(dir)];
-        let in_flight = c.sent - c.recv - c.written_off;
-        if in_flight as usize + cfg.burst <= cfg.window.max(cfg.burst) {
+        // Written-off packets that arrive late make recv + written_off pass
+        // sent; the wrapped (huge) count keeps the window shut until the
+        // next stall re-bases it, as release builds always did.
+        let in_flight = c.sent.wrapping_sub(c.recv).wrapping_sub(c.written_off);
+        if (in_flight as usize).saturating_add(cfg.burst) <= cfg.window.max(cfg.burst) {
             return true;
         }
         let stalled = c.last_progress.is_none_or(|t| t.elapsed() > STALL);
         if stalled {
-            c.written_off = c.sent - c.recv;
+            c.written_off = c.sent.saturating_sub(c.recv);
             c.last_progress = Some(Instant::now());
         }
         stalled
@@ -544,12 +539,13 @@ impl<'s> Relay<'s> {
             buf[at + 8..at + 16].copy_from_slice(&(c.sent + i as u64).to_be_bytes());
             buf[at + 16..at + 24].copy_from_slice(&ts.to_be_bytes());
         }
-        let s = if dir == 0 {
-            &self.session.allocs[flow].sock
+        let f = &self.session.flows[flow];
+        let (s, to) = if dir == 0 {
+            (&f.client, self.session.server)
         } else {
-            &self.session.peers[flow]
+            (&f.peer, f.relay)
         };
-        let n = sock::send_burst(s, &mut self.mode, buf, seg, cfg.burst);
+        let n = s.send_burst(to, buf, seg, cfg.burst, self.gso);
         c.sent += n as u64;
         if c.last_progress.is_none() {
             c.last_progress = Some(Instant::now());
@@ -574,44 +570,18 @@ impl<'s> Relay<'s> {
         self.hist.record(now_ns.saturating_sub(sent_ns) / 1_000);
     }
 
+    /// GSO was asked for and every socket still uses it (quinn-udp turns
+    /// it off on a socket whose kernel refuses it).
+    fn gso_held(&self) -> bool {
+        self.gso
+            && self
+                .session
+                .flows
+                .iter()
+                .all(|f| f.client.gso() && f.peer.gso())
+    }
+
     fn all_back(&self) -> bool {
         self.counters.iter().flatten().all(|c| c.recv >= c.sent)
     }
-}
-
-/// The human-readable summary printed before the JSON line.
-pub fn summary(r: &Report) -> String {
-    let rate = r
-        .rate
-        .map_or_else(|| "max".to_owned(), |x| format!("{x} pkt/s"));
-    let cpu = match (r.server_cpu_s, r.server_us_per_pkt) {
-        (Some(s), Some(us)) => format!("\nserver CPU  {s:.3} s, {us:.2} µs/packet"),
-        _ => String::new(),
-    };
-    format!(
-        "tern load → {}: {} allocations, {} B payload, bursts of {}, {:?}, rate {rate}, {:.1} s ({})\n\
-         offered     {:>12.0} pkt/s\n\
-         delivered   {:>12.0} pkt/s  {:>9.1} Mbit/s  loss {:.3} % ({} of {})\n\
-         latency     p50 {} µs  p99 {} µs  max {} µs\n\
-         setup       {:.3} s ({:.0} allocations/s); load generator CPU {:.0} %{cpu}",
-        r.server,
-        r.allocations,
-        r.size,
-        r.burst,
-        r.direction,
-        r.duration_s,
-        r.send_mode,
-        r.offered_pps,
-        r.delivered_pps,
-        r.delivered_mbit_s,
-        r.loss_pct,
-        r.sent - r.delivered.min(r.sent),
-        r.sent,
-        r.latency_p50_us,
-        r.latency_p99_us,
-        r.latency_max_us,
-        r.setup_s,
-        r.allocate_per_s,
-        r.load_cpu_pct,
-    )
 }

@@ -1,23 +1,15 @@
-//! TURN over TLS, PROXY protocol and IPv6 listeners, end to end against an
-//! in-process tern on loopback (a separate test binary: it links rustls and
-//! rcgen on the client side).
+//! TURN over TLS end to end against an in-process tern on loopback:
+//! ALPN, relaying, certificate reload on SIGHUP, handshake timeout, and
+//! coturn's `turnutils_uclient -S`.
 //!
 //! The TLS client is plain rustls over a std `TcpStream`, with a verifier
 //! that accepts any certificate but records nothing: the tests compare the
 //! presented leaf with the one they generated, which is the point of the
-//! reload test. STUN messages are hand-rolled and decoded here.
-
-#![allow(
-    clippy::disallowed_methods,
-    reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
-)]
-
-#[allow(dead_code)] // shared with tests/it; this binary uses part of it
-#[path = "it/harness.rs"]
-mod harness;
+//! reload test. STUN messages are hand-rolled ([`crate::stream`]). The
+//! helpers here are shared with the PROXY-protocol and IPv6 modules.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -29,18 +21,19 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 use tern::settings::{SettingsBuilder, TlsSettings};
 
-use harness::{EchoPeer, IO_TIMEOUT, MAGIC_COOKIE, PASS, USER, binding_request, random_tid};
+use crate::harness::{self, EchoPeer, IO_TIMEOUT, PASS, USER, binding_request, random_tid};
+use crate::stream::{allocate_unauthenticated, binding_over, closed_by_server, mapped, read_stun};
 
 // ---------------------------------------------------------------- helpers
 
 /// A certificate/key pair as PEM files at fixed paths in a temp dir, so a
 /// test can overwrite them and ask tern to reload.
-struct CertFiles {
+pub(crate) struct CertFiles {
     dir: tempfile::TempDir,
 }
 
 impl CertFiles {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let files = Self {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -70,7 +63,7 @@ impl CertFiles {
     }
 }
 
-fn tls_settings(files: &CertFiles) -> SettingsBuilder {
+pub(crate) fn tls_settings(files: &CertFiles) -> SettingsBuilder {
     let mut s = harness::settings();
     s.tls = Some(TlsSettings {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -81,7 +74,7 @@ fn tls_settings(files: &CertFiles) -> SettingsBuilder {
 }
 
 /// Starts tern in a thread of its own (as the harness does).
-fn start(settings: SettingsBuilder) -> std::io::Result<tern::io::Handle> {
+pub(crate) fn start(settings: SettingsBuilder) -> std::io::Result<tern::io::Handle> {
     thread::spawn(move || tern::io::start(settings.build()))
         .join()
         .expect("tern::io::start panicked")
@@ -135,11 +128,11 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
+pub(crate) type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// A TLS client session over `tcp` (already connected; anything written on
 /// it before, such as a PROXY header, precedes the ClientHello).
-fn tls_over(
+pub(crate) fn tls_over(
     tcp: TcpStream,
     alpn: &[&[u8]],
     version: &'static rustls::SupportedProtocolVersion,
@@ -161,104 +154,12 @@ fn tls_over(
     s
 }
 
-fn tls_connect(addr: SocketAddr, alpn: &[&[u8]]) -> Tls {
+pub(crate) fn tls_connect(addr: SocketAddr, alpn: &[&[u8]]) -> Tls {
     tls_over(
         TcpStream::connect(addr).unwrap(),
         alpn,
         &rustls::version::TLS13,
     )
-}
-
-/// Reads one STUN message (20-byte header + length) from a stream.
-fn read_stun(s: &mut impl Read) -> Vec<u8> {
-    let mut m = vec![0u8; 20];
-    s.read_exact(&mut m).expect("STUN header");
-    let len = usize::from(u16::from_be_bytes([m[2], m[3]]));
-    m.resize(20 + len, 0);
-    s.read_exact(&mut m[20..]).expect("STUN body");
-    m
-}
-
-/// Attribute `typ` of a STUN message, if present.
-fn attr(msg: &[u8], typ: u16) -> Option<&[u8]> {
-    let mut rest = msg.get(20..)?;
-    while rest.len() >= 4 {
-        let t = u16::from_be_bytes([rest[0], rest[1]]);
-        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-        let v = rest.get(4..4 + len)?;
-        if t == typ {
-            return Some(v);
-        }
-        rest = rest.get(4 + len.div_ceil(4) * 4..).unwrap_or(&[]);
-    }
-    None
-}
-
-/// XOR-MAPPED-ADDRESS of a Binding success (RFC 8489 §14.2).
-fn mapped(msg: &[u8], tid: [u8; 12]) -> SocketAddr {
-    assert_eq!(
-        &msg[0..2],
-        &[0x01, 0x01],
-        "not a Binding success: {msg:02x?}"
-    );
-    assert_eq!(msg[8..20], tid);
-    let v = attr(msg, 0x0020).expect("XOR-MAPPED-ADDRESS");
-    let port = u16::from_be_bytes([v[2], v[3]]) ^ (MAGIC_COOKIE >> 16) as u16;
-    let mut key = MAGIC_COOKIE.to_be_bytes().to_vec();
-    key.extend_from_slice(&tid);
-    let ip: Vec<u8> = v[4..].iter().zip(&key).map(|(a, k)| a ^ k).collect();
-    let ip = match v[1] {
-        0x01 => std::net::IpAddr::from(<[u8; 4]>::try_from(&ip[..]).unwrap()),
-        0x02 => std::net::IpAddr::from(<[u8; 16]>::try_from(&ip[..]).unwrap()),
-        f => panic!("family {f}"),
-    };
-    SocketAddr::new(ip, port)
-}
-
-fn binding_over(s: &mut (impl Read + Write)) -> SocketAddr {
-    let tid = random_tid();
-    s.write_all(&binding_request(tid)).unwrap();
-    s.flush().unwrap();
-    mapped(&read_stun(s), tid)
-}
-
-/// An Allocate request without credentials: RFC 8656 §7.2 says 401 with
-/// REALM and NONCE, which proves TURN framing end to end.
-fn allocate_unauthenticated(s: &mut (impl Read + Write)) -> u16 {
-    let tid = random_tid();
-    let mut m = Vec::new();
-    m.extend_from_slice(&0x0003u16.to_be_bytes()); // Allocate request
-    m.extend_from_slice(&8u16.to_be_bytes());
-    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
-    m.extend_from_slice(&tid);
-    m.extend_from_slice(&[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]); // REQUESTED-TRANSPORT UDP
-    s.write_all(&m).unwrap();
-    s.flush().unwrap();
-    let r = read_stun(s);
-    assert_eq!(&r[0..2], &[0x01, 0x13], "not an Allocate error: {r:02x?}");
-    assert!(
-        attr(&r, 0x0014).is_some() && attr(&r, 0x0015).is_some(),
-        "REALM and NONCE"
-    );
-    let e = attr(&r, 0x0009).expect("ERROR-CODE");
-    u16::from(e[2]) * 100 + u16::from(e[3])
-}
-
-/// True when the server closes `s` (EOF or reset) within a few seconds.
-fn closed_by_server(s: &mut impl Read) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = [0u8; 256];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return true,
-        }
-    }
-    false
 }
 
 // ---------------------------------------------------------------- TLS
@@ -300,7 +201,7 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
     let files = CertFiles::new();
     let h = start(tls_settings(&files)).unwrap();
     let tls = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
-    let mut c = tern::client::Client::stream(Box::new(tls), USER, PASS);
+    let mut c = tern::tools::client::Client::stream(Box::new(tls), USER, PASS);
     let relay = c.allocate().expect("Allocate over TLS");
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -319,7 +220,7 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
     assert_eq!(
         got,
         Some((
-            tern::client::Delivery::Data(peer_addr),
+            tern::tools::client::Delivery::Data(peer_addr),
             b"reply by data".to_vec()
         ))
     );
@@ -336,7 +237,10 @@ fn relay_over_tls_send_data_and_channels_both_ways() {
         let got = c.recv_data(IO_TIMEOUT).unwrap();
         assert_eq!(
             got,
-            Some((tern::client::Delivery::Channel(0x4000), payload.to_vec()))
+            Some((
+                tern::tools::client::Delivery::Channel(0x4000),
+                payload.to_vec()
+            ))
         );
     }
     c.refresh(0).unwrap();
@@ -453,164 +357,6 @@ fn server_closes_tls_with_close_notify() {
         ends_with_close_notify(&mut open).expect("shutdown closes the connection"),
         "shutdown close without close_notify"
     );
-}
-
-// ---------------------------------------------------------------- PROXY
-
-const REPORTED: &str = "203.0.113.7:5555";
-
-fn v2_header(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
-        panic!("v4 only here")
-    };
-    let mut h = tern::proto::proxy_protocol::V2_SIGNATURE.to_vec();
-    h.extend_from_slice(&[0x21, 0x11, 0x00, 12]);
-    h.extend_from_slice(&s.ip().octets());
-    h.extend_from_slice(&d.ip().octets());
-    h.extend_from_slice(&s.port().to_be_bytes());
-    h.extend_from_slice(&d.port().to_be_bytes());
-    h
-}
-
-/// A one-connection TCP proxy: accepts, connects to `upstream`, writes
-/// `header`, then pipes both ways until either side closes.
-fn proxy(upstream: SocketAddr, header: Vec<u8>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        let (down, _) = l.accept().unwrap();
-        let mut up = TcpStream::connect(upstream).unwrap();
-        up.write_all(&header).unwrap();
-        let pipe = |mut from: TcpStream, mut to: TcpStream| {
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut from, &mut to);
-                let _ = to.shutdown(std::net::Shutdown::Write);
-            })
-        };
-        let a = pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
-        let b = pipe(up, down);
-        let _ = (a.join(), b.join());
-    });
-    addr
-}
-
-fn proxy_settings(trusted: &str) -> SettingsBuilder {
-    let mut s = harness::settings();
-    s.proxy_protocol.listen = s.tcp_listen.clone();
-    s.proxy_protocol.trusted = vec![trusted.parse().unwrap()];
-    s
-}
-
-#[test]
-fn proxy_v1_and_v2_report_the_client_address() {
-    let h = start(proxy_settings("127.0.0.1/32")).unwrap();
-    let tern = h.tcp_addrs()[0];
-    let reported: SocketAddr = REPORTED.parse().unwrap();
-
-    let v2 = proxy(tern, v2_header(reported, tern));
-    let mut c = TcpStream::connect(v2).unwrap();
-    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(binding_over(&mut c), reported);
-    assert_eq!(allocate_unauthenticated(&mut c), 401);
-
-    // v1, a second client at the same time (a different reported address).
-    let v1 = proxy(
-        tern,
-        b"PROXY TCP4 203.0.113.8 127.0.0.1 6666 3478\r\n".to_vec(),
-    );
-    let mut c1 = TcpStream::connect(v1).unwrap();
-    c1.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(binding_over(&mut c1), "203.0.113.8:6666".parse().unwrap());
-    assert_eq!(binding_over(&mut c), reported);
-
-    // A trusted source that sends no header within the timeout is closed:
-    // covered by the handshake timeout; one that sends garbage is closed now.
-    let mut bad = TcpStream::connect(tern).unwrap();
-    bad.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    bad.write_all(&binding_request(random_tid())).unwrap();
-    assert!(
-        closed_by_server(&mut bad),
-        "no header from a trusted source"
-    );
-    h.shutdown();
-}
-
-#[test]
-fn proxy_header_before_tls() {
-    let files = CertFiles::new();
-    let mut s = tls_settings(&files);
-    s.proxy_protocol.listen = s.tls.as_ref().unwrap().listen.clone();
-    s.proxy_protocol.trusted = vec!["127.0.0.0/8".parse().unwrap()];
-    let h = start(s).unwrap();
-    let reported: SocketAddr = REPORTED.parse().unwrap();
-    let mut tcp = TcpStream::connect(h.tls_addrs()[0]).unwrap();
-    tcp.write_all(&v2_header(reported, h.tls_addrs()[0]))
-        .unwrap();
-    let mut c = tls_over(tcp, &[b"stun.turn"], &rustls::version::TLS13);
-    assert_eq!(binding_over(&mut c), reported);
-    h.shutdown();
-}
-
-#[test]
-fn untrusted_source_sending_a_proxy_header_is_closed() {
-    // Loopback is not trusted here.
-    let h = start(proxy_settings("192.0.2.0/24")).unwrap();
-    let tern = h.tcp_addrs()[0];
-    for header in [
-        b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 3478\r\n".to_vec(),
-        v2_header(REPORTED.parse().unwrap(), tern),
-    ] {
-        let mut c = TcpStream::connect(tern).unwrap();
-        c.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        c.write_all(&header).unwrap();
-        c.write_all(&binding_request(random_tid())).unwrap();
-        assert!(
-            closed_by_server(&mut c),
-            "header from an untrusted source accepted"
-        );
-    }
-    // A direct client from an untrusted source is served as itself.
-    let mut c = TcpStream::connect(tern).unwrap();
-    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(binding_over(&mut c), c.local_addr().unwrap());
-    h.shutdown();
-}
-
-// ---------------------------------------------------------------- IPv6
-
-#[test]
-fn ipv6_binding_over_udp_tcp_and_tls() {
-    if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n***** SKIPPED: no IPv6 loopback on this machine *****\n");
-        return;
-    }
-    let files = CertFiles::new();
-    let mut s = tls_settings(&files);
-    s.udp_listen = vec!["[::1]:0".parse().unwrap()];
-    s.tcp_listen = vec!["[::1]:0".parse().unwrap()];
-    s.tls.as_mut().unwrap().listen = vec!["[::1]:0".parse().unwrap()];
-    let h = start(s).unwrap();
-    assert!(h.udp_addrs()[0].is_ipv6() && h.tcp_addrs()[0].is_ipv6());
-
-    let u = UdpSocket::bind("[::1]:0").unwrap();
-    u.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let tid = random_tid();
-    u.send_to(&binding_request(tid), h.udp_addrs()[0]).unwrap();
-    let mut buf = [0u8; 512];
-    let (n, _) = u.recv_from(&mut buf).unwrap();
-    assert_eq!(mapped(&buf[..n], tid), u.local_addr().unwrap());
-
-    let mut t = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
-    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(binding_over(&mut t), t.local_addr().unwrap());
-
-    let mut c = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
-    assert_eq!(binding_over(&mut c), c.sock.local_addr().unwrap());
-    // The IPv4 listener family is not mixed in: no v4 socket was bound.
-    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, h.tcp_addrs()[0].port())).is_err());
-    h.shutdown();
 }
 
 // ---------------------------------------------------------------- coturn
