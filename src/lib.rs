@@ -5,6 +5,7 @@
 //! that moves bytes; `config` turns the TOML file and CLI flags into
 //! `Settings`.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod cmd;

@@ -1,0 +1,77 @@
+//! Operations: the admin HTTP listener, metrics, health, systemd notify.
+//!
+//! | Module        | Owns                                                        |
+//! |---------------|-------------------------------------------------------------|
+//! | `server`      | hardened HTTP/1.1 server, generic over a `Router`           |
+//! | `api`         | admin routes over the `AdminState` trait, bearer token      |
+//! | `metrics`     | per-worker counter blocks, label sets, global gauges        |
+//! | `prometheus`  | text exposition renderer                                    |
+//! | `procfs`      | `process_*` numbers and UDP receive drops from `/proc`      |
+//! | `liveness`    | worker heartbeats → `/livez` and the systemd watchdog       |
+//! | `sd_notify`   | `$NOTIFY_SOCKET` protocol                                   |
+//! | `settings`    | `[admin]` → `AdminSettings`                                 |
+//!
+//! # Why hyper on its own current-thread runtime
+//! The workers are mio threads that must never wait on HTTP. The admin
+//! listener therefore runs on a dedicated thread with a tokio
+//! current-thread runtime (tokio is already a dependency; one thread, no
+//! work-stealing pool) and hyper 1's HTTP/1.1 server: a well-reviewed
+//! parser with the knobs hostile clients need (header read timeout, header
+//! size cap) and nothing else — no router framework (axum would add
+//! tower and a dozen crates for nine routes). tiny_http was the other
+//! candidate; it has no header-read timeout and a thread per connection.
+//! Only hyper's `http1` + `server` features are built.
+//!
+//! # The driver's side
+//! The driver implements [`AdminState`] (usually a struct holding an
+//! `Arc<Metrics>`, a `Liveness`, and channels to the workers) and calls
+//! [`start`]. Workers get one `Arc<WorkerMetrics>` each from
+//! `Metrics::workers` and publish into it once per loop iteration.
+
+pub mod api;
+pub mod client;
+pub mod liveness;
+pub mod metrics;
+pub mod procfs;
+pub mod prometheus;
+pub mod sd_notify;
+pub mod server;
+pub mod settings;
+
+use std::sync::Arc;
+
+pub use api::{AdminRouter, AdminState, AllocationInfo, NotReady, ReloadSummary, Status};
+pub use liveness::Liveness;
+pub use metrics::{GlobalMetrics, Metrics, WorkerMetrics};
+pub use server::{Limits, ServerHandle};
+pub use settings::AdminSettings;
+
+/// The admin listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "admin.listen: cannot listen on {addr}: {error}; choose a free address, \
+     or set admin.listen = \"\" to turn the admin listener off"
+)]
+pub struct StartError {
+    pub addr: std::net::SocketAddr,
+    pub error: std::io::Error,
+}
+
+/// Starts the admin listener when `settings.listen` is set. On return the
+/// socket is bound (the readiness signal).
+pub fn start<S: AdminState>(
+    settings: &AdminSettings,
+    state: Arc<S>,
+) -> Result<Option<ServerHandle>, StartError> {
+    let Some(addr) = settings.listen else {
+        return Ok(None);
+    };
+    let router = Arc::new(AdminRouter::new(state, settings.token.as_ref()));
+    let handle = server::spawn(addr, router, Limits::default(), "tern-admin")
+        .map_err(|error| StartError { addr, error })?;
+    tracing::info!(addr = %handle.local_addr(), token = settings.token.is_some(), "admin listener up");
+    Ok(Some(handle))
+}
+
+#[cfg(test)]
+mod tests;
