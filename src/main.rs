@@ -29,5 +29,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Credential(args) => cmd::credential::run(&args),
         Command::Key(args) => cmd::credential::run_key(&args),
         Command::Load(args) => cmd::load::run(&args),
+        Command::Ctl(args) => cmd::ctl::run(cli, &args),
     }
 }

@@ -74,4 +74,4 @@ pub fn start<S: AdminState>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,18 +14,18 @@ use crate::secret::Secret;
 const T: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
     calls: Mutex<Vec<String>>,
     draining: AtomicBool,
     stalled: AtomicBool,
-    reload_fails: AtomicBool,
+    pub(crate) reload_fails: AtomicBool,
 }
 
 impl Fake {
     fn log(&self, s: String) {
         self.calls.lock().unwrap().push(s);
     }
-    fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
 }
@@ -99,13 +99,13 @@ impl AdminState for Fake {
     }
 }
 
-struct Running {
-    fake: Arc<Fake>,
+pub(crate) struct Running {
+    pub(crate) fake: Arc<Fake>,
     handle: ServerHandle,
 }
 
 impl Running {
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.handle.local_addr()
     }
     fn req(&self, method: &str, path: &str) -> HttpResponse {
@@ -113,7 +113,7 @@ impl Running {
     }
 }
 
-fn run(token: Option<&str>, limits: Limits) -> Running {
+pub(crate) fn run(token: Option<&str>, limits: Limits) -> Running {
     let fake = Arc::new(Fake::default());
     let token = token.map(|t| Secret::new(t.to_owned()));
     let router = Arc::new(AdminRouter::new(Arc::clone(&fake), token.as_ref()));
