@@ -7,6 +7,7 @@
 //! | `metrics`     | per-worker counter blocks, label sets, global gauges        |
 //! | `prometheus`  | text exposition renderer                                    |
 //! | `procfs`      | `process_*` numbers and UDP receive drops from `/proc`      |
+//! | `ops`         | `Ops`: the ready-made `AdminState`; `Control` for workers   |
 //! | `liveness`    | worker heartbeats → `/livez` and the systemd watchdog       |
 //! | `sd_notify`   | `$NOTIFY_SOCKET` protocol                                   |
 //! | `settings`    | `[admin]` → `AdminSettings`                                 |
@@ -32,6 +33,7 @@ pub mod api;
 pub mod client;
 pub mod liveness;
 pub mod metrics;
+pub mod ops;
 pub mod procfs;
 pub mod prometheus;
 pub mod sd_notify;
@@ -43,6 +45,7 @@ use std::sync::Arc;
 pub use api::{AdminRouter, AdminState, AllocationInfo, NotReady, ReloadSummary, Status};
 pub use liveness::Liveness;
 pub use metrics::{GlobalMetrics, Metrics, WorkerMetrics};
+pub use ops::{Control, Endpoints, Ops};
 pub use server::{Limits, ServerHandle};
 pub use settings::AdminSettings;
 

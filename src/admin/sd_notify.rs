@@ -108,6 +108,19 @@ impl Notifier {
         self.notify(&format!("STATUS={}", one_line(status)))
     }
 
+    /// `RELOADING=1` with the `MONOTONIC_USEC` systemd asks to accompany it;
+    /// follow with [`Self::ready`] when the reload is done.
+    pub fn reloading(&self) -> std::io::Result<()> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
+        self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"))
+    }
+
     /// `WATCHDOG=1`: call only while every worker makes progress.
     pub fn watchdog(&self) -> std::io::Result<()> {
         self.notify("WATCHDOG=1")
@@ -142,6 +155,10 @@ mod tests {
         assert_eq!(recv(&server), "STOPPING=1\nSTATUS=draining");
         n.watchdog().unwrap();
         assert_eq!(recv(&server), "WATCHDOG=1");
+        n.reloading().unwrap();
+        let r = recv(&server);
+        let usec = r.strip_prefix("RELOADING=1\nMONOTONIC_USEC=").unwrap();
+        assert!(usec.parse::<u64>().unwrap() > 0, "{r}");
     }
 
     #[test]
