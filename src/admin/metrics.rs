@@ -292,13 +292,14 @@ impl WorkerMetrics {
     }
 
     /// Publishes the totals of `proto::turn::Stats` that map one-to-one
-    /// onto metrics (call once per loop iteration; Relaxed stores only).
-    /// `relayed_*` are packet counts; the byte totals come from the driver
-    /// (it knows the payload ranges) via [`Self::publish_relay`].
+    /// onto metrics (call once per loop iteration; three Relaxed stores).
+    /// `relayed_*` are packet counts; byte totals come from the driver (it
+    /// knows the payload ranges) via [`Self::publish_relay`]. Drop reasons
+    /// come from `turn_events::record_drop`, not from `Stats`, so nothing
+    /// is counted twice.
     pub fn publish_turn_stats(&self, s: &crate::proto::turn::Stats) {
         self.relay_packets[Direction::ClientToPeer.index()].set(s.relayed_to_peer);
         self.relay_packets[Direction::PeerToClient.index()].set(s.relayed_to_client);
-        self.relay_dropped[DropReason::Bandwidth.index()].set(s.over_bandwidth);
         self.quota_rejections[QuotaKind::UnauthRate.index()].set(s.rate_limited);
     }
 

@@ -10,6 +10,7 @@
 //! | `ops`         | `Ops`: the ready-made `AdminState`; `Control` for workers   |
 //! | `liveness`    | worker heartbeats → `/livez` and the systemd watchdog       |
 //! | `sd_notify`   | `$NOTIFY_SOCKET` protocol                                   |
+//! | `turn_events` | core `Event`/`DropReason`/`Stats` → worker metrics         |
 //! | `settings`    | `[admin]` → `AdminSettings`                                 |
 //!
 //! # Why hyper on its own current-thread runtime
@@ -39,6 +40,7 @@ pub mod prometheus;
 pub mod sd_notify;
 pub mod server;
 pub mod settings;
+pub mod turn_events;
 
 use std::sync::Arc;
 

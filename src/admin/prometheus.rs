@@ -322,4 +322,4 @@ fn render_process(p: &ProcessStats, e: &mut Encoder<'_>) {
 
 #[cfg(test)]
 #[path = "prometheus_tests.rs"]
-mod tests;
+pub(crate) mod tests;

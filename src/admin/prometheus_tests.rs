@@ -69,10 +69,15 @@ fn label_values_are_escaped() {
     assert_eq!(s, "x{k=\"\\\"\"} 1\n");
 }
 
-/// `promtool check metrics` on the rendered text. A missing promtool fails
-/// when TERN_REQUIRE_INTEROP=1 and skips loudly otherwise.
+/// `promtool check metrics` on the rendered text.
 #[test]
 fn promtool_accepts_the_exposition() {
+    promtool_check(&rendered());
+}
+
+/// Lints `text` with `promtool check metrics`. A missing promtool fails
+/// when TERN_REQUIRE_INTEROP=1 and skips loudly otherwise.
+pub(crate) fn promtool_check(text: &str) {
     let child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -86,11 +91,10 @@ fn promtool_accepts_the_exposition() {
                 std::env::var("TERN_REQUIRE_INTEROP").as_deref() != Ok("1"),
                 "promtool not runnable ({e}) and TERN_REQUIRE_INTEROP=1: install the `prometheus` package"
             );
-            eprintln!("SKIPPED promtool_accepts_the_exposition: promtool not found ({e})");
+            eprintln!("SKIPPED promtool check: promtool not found ({e})");
             return;
         }
     };
-    let text = rendered();
     child
         .stdin
         .take()

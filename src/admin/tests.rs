@@ -181,6 +181,14 @@ fn every_route_answers_from_the_state() {
 }
 
 #[test]
+fn scraped_metrics_pass_promtool() {
+    let s = run(None, Limits::default());
+    let m = s.req("GET", "/metrics");
+    assert_eq!(m.status, 200);
+    prometheus::tests::promtool_check(&m.body);
+}
+
+#[test]
 fn token_is_required_and_checked() {
     let s = run(Some("s3cret"), Limits::default());
     let none = s.req("GET", "/metrics");
