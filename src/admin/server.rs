@@ -159,6 +159,8 @@ pub fn spawn(
                     Err(e) => tracing::error!(error = %e, "admin listener failed"),
                 }
             });
+            // A handler stuck in the blocking pool must not hold up shutdown.
+            rt.shutdown_timeout(Duration::from_secs(1));
         })?;
     Ok(ServerHandle {
         addr,
