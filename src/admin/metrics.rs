@@ -283,18 +283,18 @@ impl WorkerMetrics {
             .add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
     }
 
-    /// Publishes relay totals kept by the worker (plain integers on its own
-    /// stack/struct): one Relaxed store each.
+    /// Publishes the relayed payload byte totals the worker keeps in plain
+    /// `u64` fields (two Relaxed stores; call once per loop iteration).
     #[inline]
-    pub fn publish_relay(&self, dir: Direction, packets: u64, bytes: u64) {
-        self.relay_packets[dir.index()].set(packets);
-        self.relay_bytes[dir.index()].set(bytes);
+    pub fn publish_relay_bytes(&self, to_peer: u64, to_client: u64) {
+        self.relay_bytes[Direction::ClientToPeer.index()].set(to_peer);
+        self.relay_bytes[Direction::PeerToClient.index()].set(to_client);
     }
 
     /// Publishes the totals of `proto::turn::Stats` that map one-to-one
     /// onto metrics (call once per loop iteration; three Relaxed stores).
     /// `relayed_*` are packet counts; byte totals come from the driver (it
-    /// knows the payload ranges) via [`Self::publish_relay`]. Drop reasons
+    /// knows the payload ranges) via [`Self::publish_relay_bytes`]. Drop reasons
     /// come from `turn_events::record_drop`, not from `Stats`, so nothing
     /// is counted twice.
     pub fn publish_turn_stats(&self, s: &crate::proto::turn::Stats) {

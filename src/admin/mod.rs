@@ -6,6 +6,7 @@
 //! | `api`         | admin routes over the `AdminState` trait, bearer token      |
 //! | `metrics`     | per-worker counter blocks, label sets, global gauges        |
 //! | `prometheus`  | text exposition renderer                                    |
+//! | `cert_expiry` | `notAfter` of a DER certificate (minimal, checked DER walk)  |
 //! | `procfs`      | `process_*` numbers and UDP receive drops from `/proc`      |
 //! | `ops`         | `Ops`: the ready-made `AdminState`; `Control` for workers   |
 //! | `liveness`    | worker heartbeats → `/livez` and the systemd watchdog       |
@@ -31,6 +32,7 @@
 //! `Metrics::workers` and publish into it once per loop iteration.
 
 pub mod api;
+pub mod cert_expiry;
 pub mod client;
 pub mod liveness;
 pub mod metrics;

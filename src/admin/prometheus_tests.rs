@@ -14,8 +14,14 @@ fn sample_metrics() -> Metrics {
     m.workers[0].response(Method::Allocate, 200);
     m.workers[0].set_allocations(Transport::Udp, Family::Ipv4, 3);
     m.workers[1].set_allocations(Transport::Udp, Family::Ipv4, 4);
-    m.workers[0].publish_relay(Direction::ClientToPeer, 10, 1000);
-    m.workers[1].publish_relay(Direction::ClientToPeer, 5, 500);
+    let stats = |to_peer| crate::proto::turn::Stats {
+        relayed_to_peer: to_peer,
+        ..Default::default()
+    };
+    m.workers[0].publish_turn_stats(&stats(10));
+    m.workers[0].publish_relay_bytes(1000, 0);
+    m.workers[1].publish_turn_stats(&stats(5));
+    m.workers[1].publish_relay_bytes(500, 0);
     m.workers[1].allocation_ended(Duration::from_secs(20));
     m.workers[1].auth_failure(AuthFailure::StaleNonce);
     m.global.reload(ReloadResult::Failure);
