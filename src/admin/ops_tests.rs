@@ -155,3 +155,72 @@ fn watchdog_loop_stops_when_told() {
     drop(_tx2);
     s.ops.watchdog_loop(&rx2);
 }
+
+/// End to end over HTTP: a worker thread beating keeps /livez at 200; once
+/// it wedges, /livez turns 503 naming it (polled, bounded by a deadline).
+#[test]
+fn livez_over_http_fails_when_a_worker_wedges() {
+    let t0 = Instant::now();
+    let metrics = Arc::new(Metrics::new(1));
+    let live = Liveness::new(t0, Duration::from_millis(300));
+    let ops = Arc::new(Ops::new(
+        Arc::clone(&metrics),
+        live,
+        t0,
+        Notifier::new(None, None, None, 1).unwrap(),
+        FakeControl::default(),
+    ));
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let block = Arc::clone(&metrics.workers[0]);
+        std::thread::spawn(move || {
+            // A worker loop: beat, then wait for work (here: the stop signal).
+            loop {
+                block.beat(live.stamp(Instant::now()));
+                match stop_rx.recv_timeout(Duration::from_millis(10)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+    };
+    let router = Arc::new(super::super::AdminRouter::new(Arc::clone(&ops), None));
+    let server = super::super::server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        router,
+        super::super::Limits::default(),
+        "t-livez",
+    )
+    .unwrap();
+    let get = || {
+        super::super::client::request(
+            server.local_addr(),
+            "GET",
+            "/livez",
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    // Beats are stamped before the first check: alive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get().status != 200 {
+        assert!(Instant::now() < deadline, "/livez never turned 200");
+    }
+    stop_tx.send(()).unwrap();
+    worker.join().unwrap();
+    let r = loop {
+        let r = get();
+        if r.status != 200 {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/livez stayed 200 with a wedged worker"
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(r.status, 503);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["workers"], serde_json::json!([0]), "{}", r.body);
+}
