@@ -59,6 +59,10 @@ impl Liveness {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests start virtual time at a real Instant"
+)]
 mod tests {
     use super::*;
 

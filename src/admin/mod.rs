@@ -26,10 +26,13 @@
 //! Only hyper's `http1` + `server` features are built.
 //!
 //! # The driver's side
-//! The driver implements [`AdminState`] (usually a struct holding an
-//! `Arc<Metrics>`, a `Liveness`, and channels to the workers) and calls
-//! [`start`]. Workers get one `Arc<WorkerMetrics>` each from
-//! `Metrics::workers` and publish into it once per loop iteration.
+//! `serve` builds `Arc<Metrics>` with one [`WorkerMetrics`] per worker, a
+//! [`Liveness`], and an [`Ops`] over the driver's [`Control`]
+//! implementation (list/kick allocations, drain flag, reload), then calls
+//! [`start`] and `Ops::set_listening` once bound. Each worker, once per
+//! loop iteration: `beat(liveness.stamp(now))`, `publish_turn_stats`,
+//! `publish_relay_bytes`; per output of the core: `turn_events::record_*`.
+//! Its poll timeout is capped (1 s) so an idle worker still beats.
 
 pub mod api;
 pub mod cert_expiry;

@@ -6,11 +6,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::metrics::{Label, Metrics, ReloadResult, Transport};
 use super::sd_notify::Notifier;
 use super::{AdminState, AllocationInfo, Liveness, NotReady, ReloadSummary, Status};
+use crate::proto::time::Now;
+
+/// Where `Ops` reads time: the driver's clock (`io::clock::now`), so the
+/// clock wall holds (only `io::clock` reads clocks) and tests can pass
+/// their own.
+pub type Clock = fn() -> Now;
 
 /// What only the driver can do. Called on admin threads; implementations
 /// send a message to each worker and (for `allocations`/`kick`) wait for
@@ -43,6 +49,7 @@ pub struct Endpoints {
 pub struct Ops<C> {
     pub metrics: Arc<Metrics>,
     liveness: Liveness,
+    clock: Clock,
     started: Instant,
     endpoints: RwLock<Endpoints>,
     listening: AtomicBool,
@@ -53,18 +60,19 @@ pub struct Ops<C> {
 }
 
 impl<C: Control> Ops<C> {
-    /// `metrics` holds one block per worker; `started` is the process start.
+    /// `metrics` holds one block per worker; uptime counts from this call.
     pub fn new(
         metrics: Arc<Metrics>,
         liveness: Liveness,
-        started: Instant,
+        clock: Clock,
         notifier: Notifier,
         control: C,
     ) -> Self {
         Self {
             metrics,
             liveness,
-            started,
+            clock,
+            started: clock().mono,
             endpoints: RwLock::default(),
             listening: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -122,7 +130,7 @@ impl<C: Control> Ops<C> {
             .watchdog_interval()
             .unwrap_or(Duration::from_secs(10));
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-            self.watchdog_tick(Instant::now());
+            self.watchdog_tick((self.clock)().mono);
         }
     }
 }
@@ -133,19 +141,13 @@ fn log_notify(r: std::io::Result<()>) {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl<C: Control> AdminState for Ops<C> {
     fn metrics(&self, out: &mut String) {
         super::prometheus::render(&self.metrics, out);
     }
 
     fn liveness(&self) -> Result<(), Vec<usize>> {
-        self.liveness.check(&self.metrics, Instant::now())
+        self.liveness.check(&self.metrics, (self.clock)().mono)
     }
 
     fn readiness(&self) -> Result<(), NotReady> {
@@ -169,7 +171,10 @@ impl<C: Control> AdminState for Ops<C> {
             .clone();
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_secs: self.started.elapsed().as_secs(),
+            uptime_secs: (self.clock)()
+                .mono
+                .saturating_duration_since(self.started)
+                .as_secs(),
             allocations: Transport::ALL
                 .iter()
                 .map(|&t| (t.name().to_owned(), self.metrics.allocations_on(t)))
@@ -220,7 +225,7 @@ impl<C: Control> AdminState for Ops<C> {
         };
         self.metrics.global.reload(kind);
         let summary = ReloadSummary {
-            at_unix: unix_now(),
+            at_unix: (self.clock)().unix_secs,
             ok: result.is_ok(),
             message: result.clone().unwrap_or_else(|e| e),
         };
@@ -235,4 +240,8 @@ impl<C: Control> AdminState for Ops<C> {
 
 #[cfg(test)]
 #[path = "ops_tests.rs"]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests drive real worker threads and HTTP with the real clock"
+)]
 mod tests;

@@ -3,6 +3,13 @@ use std::sync::atomic::AtomicUsize;
 
 use super::*;
 
+fn real_clock() -> Now {
+    Now {
+        mono: Instant::now(),
+        unix_secs: 1_700_000_000,
+    }
+}
+
 #[derive(Default)]
 struct FakeControl {
     drains: AtomicUsize,
@@ -44,7 +51,7 @@ fn setup() -> Setup {
     let t0 = Instant::now();
     let metrics = Arc::new(Metrics::new(2));
     let live = Liveness::new(t0, Duration::from_secs(5));
-    let ops = Ops::new(metrics, live, t0, notifier, FakeControl::default());
+    let ops = Ops::new(metrics, live, real_clock, notifier, FakeControl::default());
     Setup {
         ops,
         systemd,
@@ -105,6 +112,10 @@ fn reloads_are_counted_and_reported() {
     let e = s.ops.reload().unwrap_err();
     assert!(e.contains("peers.allow"));
     let last = s.ops.status().last_reload.unwrap();
+    assert_eq!(
+        last.at_unix, 1_700_000_000,
+        "wall time comes from the clock"
+    );
     assert!(!last.ok && last.message.contains("peers.allow"));
     let mut text = String::new();
     s.ops.metrics(&mut text);
@@ -166,7 +177,7 @@ fn livez_over_http_fails_when_a_worker_wedges() {
     let ops = Arc::new(Ops::new(
         Arc::clone(&metrics),
         live,
-        t0,
+        real_clock,
         Notifier::new(None, None, None, 1).unwrap(),
         FakeControl::default(),
     ));
