@@ -11,6 +11,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod io;
+pub mod issuer;
 pub mod load;
 pub mod proto;
 pub mod secret;

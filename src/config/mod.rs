@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub log: LogSection,
     /// The admin HTTP listener (metrics, health, control).
     pub admin: AdminSection,
+    /// The iceServers endpoint (credential issuer).
+    pub issuer: IssuerSection,
     /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
     #[serde(skip)]
     pub origin: String,
@@ -312,6 +314,47 @@ impl Default for AdminSection {
         Self {
             listen: "127.0.0.1:9641".to_owned(),
             token_file: String::new(),
+        }
+    }
+}
+
+/// `[issuer]`: an HTTP endpoint that mints TURN REST credentials for
+/// browsers and returns them as WebRTC `iceServers` (see `crate::issuer`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerSection {
+    /// "IP:PORT" of the HTTP listener; empty = off.
+    pub listen: String,
+    /// File of bearer tokens, one per line (blank lines and `#` comments
+    /// skipped, each at least 16 characters); required when `listen` is set.
+    pub token_file: String,
+    /// Host name or IP put in the URLs; empty = the relay's advertised address.
+    pub public_name: String,
+    /// URLs handed out; empty = stun + turn (udp, tcp) on the first
+    /// server.listen port, and turns on the first tls.listen port.
+    pub urls: Vec<String>,
+    /// Credential lifetime when the request names none.
+    pub default_ttl_secs: u64,
+    /// Longest lifetime a request may ask for (400 beyond).
+    pub max_ttl_secs: u64,
+    /// Requests per second per token (burst: twice that); 429 beyond.
+    pub requests_per_sec_per_token: u32,
+    /// Origins allowed to call from a browser (CORS), e.g.
+    /// `"https://app.example.com"`; empty = no CORS headers.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for IssuerSection {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            token_file: String::new(),
+            public_name: String::new(),
+            urls: Vec::new(),
+            default_ttl_secs: 3600,
+            max_ttl_secs: 86_400,
+            requests_per_sec_per_token: 20,
+            allowed_origins: Vec::new(),
         }
     }
 }

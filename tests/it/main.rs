@@ -13,10 +13,13 @@
 //! `TERN_REQUIRE_INTEROP=1` (set by `.ci/run`) turns a missing coturn tool
 //! into a failure instead of a loud skip.
 
+mod browser;
 mod client;
 mod harness;
+mod http;
 mod interop_coturn;
 mod ipv6;
+mod issuer;
 mod relay_to_relay;
 mod security;
 mod stun_binding;

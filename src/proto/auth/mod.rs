@@ -121,6 +121,13 @@ impl Credentials {
         self.rest_secrets.len()
     }
 
+    /// The first REST secret, the one new credentials are signed with (the
+    /// others are only accepted, so rotation is: add the new secret first,
+    /// remove the old one once its credentials have expired).
+    pub fn signing_rest_secret(&self) -> Option<&Secret<Vec<u8>>> {
+        self.rest_secrets.first()
+    }
+
     pub fn nonce_key(&self) -> &NonceKey {
         &self.nonce_key
     }
