@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use ring::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
@@ -109,12 +110,12 @@ impl<S: AdminState> AdminRouter<S> {
         }
     }
 
-    fn authorized(&self, req: &Request) -> bool {
+    fn authorized(&self, req: &Request<Bytes>) -> bool {
         let Some(want) = &self.token else {
             return true;
         };
         let Some(got) = req
-            .headers
+            .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         else {
@@ -123,10 +124,10 @@ impl<S: AdminState> AdminRouter<S> {
         bool::from(sha256(got).ct_eq(want))
     }
 
-    fn route(&self, req: &Request) -> Response {
+    fn route(&self, req: &Request<Bytes>) -> Response {
         let s = &*self.state;
-        let path = req.path.as_str();
-        match (&req.method, path) {
+        let path = req.uri().path();
+        match (req.method(), path) {
             (&Method::GET, "/metrics") => {
                 let mut out = String::with_capacity(16 * 1024);
                 s.metrics(&mut out);
@@ -162,9 +163,9 @@ impl<S: AdminState> AdminRouter<S> {
         }
     }
 
-    fn list(&self, req: &Request) -> Response {
+    fn list(&self, req: &Request<Bytes>) -> Response {
         let mut user = None;
-        for pair in req.query.as_deref().unwrap_or("").split('&') {
+        for pair in req.uri().query().unwrap_or("").split('&') {
             match pair.split_once('=') {
                 Some(("user", v)) => match percent_decode(v) {
                     Some(v) => user = Some(v),
@@ -182,9 +183,15 @@ impl<S: AdminState> AdminRouter<S> {
 }
 
 impl<S: AdminState> Router for AdminRouter<S> {
-    fn handle(&self, req: Request) -> Response {
+    fn handle(&self, req: &Request<Bytes>) -> hyper::Response<Vec<u8>> {
+        self.answer(req).into_http()
+    }
+}
+
+impl<S: AdminState> AdminRouter<S> {
+    fn answer(&self, req: &Request<Bytes>) -> Response {
         let s = &*self.state;
-        match (&req.method, req.path.as_str()) {
+        match (req.method(), req.uri().path()) {
             (&Method::GET, "/livez") => {
                 return match s.liveness() {
                     Ok(()) => Response::text(StatusCode::OK, "ok\n"),
@@ -202,12 +209,12 @@ impl<S: AdminState> Router for AdminRouter<S> {
             }
             _ => {}
         }
-        if !self.authorized(&req) {
+        if !self.authorized(req) {
             let mut r = Response::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             r.headers.push(("www-authenticate", "Bearer".to_owned()));
             return r;
         }
-        self.route(&req)
+        self.route(req)
     }
 }
 

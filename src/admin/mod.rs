@@ -56,13 +56,15 @@ pub use ops::{Control, Endpoints, Ops};
 pub use server::{Limits, ServerHandle};
 pub use settings::AdminSettings;
 
-/// The admin listener could not start.
+/// An HTTP listener could not start.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "admin.listen: cannot listen on {addr}: {error}; choose a free address, \
-     or set admin.listen = \"\" to turn the admin listener off"
+    "{key}: cannot listen on {addr}: {error}; choose a free address, \
+     or set {key} = \"\" to turn the listener off"
 )]
 pub struct StartError {
+    /// The config key naming the address (`admin.listen`, `issuer.listen`).
+    pub key: &'static str,
     pub addr: std::net::SocketAddr,
     pub error: std::io::Error,
 }
@@ -77,11 +79,56 @@ pub fn start<S: AdminState>(
         return Ok(None);
     };
     let router = Arc::new(AdminRouter::new(state, settings.token.as_ref()));
-    let handle = server::spawn(addr, router, Limits::default(), "tern-admin")
-        .map_err(|error| StartError { addr, error })?;
+    let handle = server::spawn(addr, router, Limits::default(), "tern-admin").map_err(|error| {
+        StartError {
+            key: "admin.listen",
+            addr,
+            error,
+        }
+    })?;
     tracing::info!(addr = %handle.local_addr(), token = settings.token.is_some(), "admin listener up");
     Ok(Some(handle))
 }
 
+/// The credential issuer served by the same hardened server (its own
+/// listener, its own routes). `unix_secs` is the driver's wall clock
+/// (`io::clock::unix_secs`), the only place that reads time.
+struct IssuerRouter {
+    issuer: Arc<crate::issuer::Issuer>,
+    unix_secs: fn() -> u64,
+}
+
+impl server::Router for IssuerRouter {
+    fn handle(&self, req: &server::Request<bytes::Bytes>) -> hyper::Response<Vec<u8>> {
+        self.issuer.handle(req, (self.unix_secs)())
+    }
+}
+
+/// Starts the credential issuer's listener at `issuer.settings().listen`,
+/// bodies capped at `issuer::MAX_BODY`.
+pub fn start_issuer(
+    issuer: Arc<crate::issuer::Issuer>,
+    unix_secs: fn() -> u64,
+) -> Result<ServerHandle, StartError> {
+    let addr = issuer.settings().listen;
+    let limits = Limits {
+        max_body_bytes: crate::issuer::MAX_BODY,
+        ..Limits::default()
+    };
+    let router = Arc::new(IssuerRouter { issuer, unix_secs });
+    let handle =
+        server::spawn(addr, router, limits, "tern-issuer").map_err(|error| StartError {
+            key: "issuer.listen",
+            addr,
+            error,
+        })?;
+    tracing::info!(addr = %handle.local_addr(), "credential issuer listening");
+    Ok(handle)
+}
+
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests mint credentials at the real wall time"
+)]
 pub(crate) mod tests;

@@ -19,28 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::StatusCode;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{HeaderMap, Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 
-/// A request as handlers see it: the body is already read (and bounded).
-#[derive(Debug)]
-pub struct Request {
-    pub method: Method,
-    /// The path, still percent-encoded.
-    pub path: String,
-    /// The query string, still percent-encoded, without `?`.
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+/// A request as routers see it: the body is already read (and bounded).
+pub type Request<B> = hyper::Request<B>;
 
-/// A response: status, content type and body.
+/// A response builder for routers: status, content type and body; turn
+/// it into the `http` type with [`Response::into_http`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: StatusCode,
@@ -73,15 +65,31 @@ impl Response {
         }
     }
 
+    /// The `http` response.
+    pub fn into_http(self) -> hyper::Response<Vec<u8>> {
+        let mut out = hyper::Response::new(self.body.into_bytes());
+        *out.status_mut() = self.status;
+        let h = out.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
+        out
+    }
+
     /// `{"error": msg}` with `status`.
     pub fn error(status: StatusCode, msg: &str) -> Self {
         Self::json(status, &serde_json::json!({ "error": msg }))
     }
 }
 
-/// Maps requests to responses. Called on a blocking-pool thread.
+/// Maps requests to responses. Called on a blocking-pool thread. Plain
+/// `http` types, so any transport-free handler (the admin API, the
+/// credential issuer's `Issuer::handle`) plugs in with a one-line impl.
 pub trait Router: Send + Sync + 'static {
-    fn handle(&self, req: Request) -> Response;
+    fn handle(&self, req: &Request<Bytes>) -> hyper::Response<Vec<u8>>;
 }
 
 /// Resource bounds for one listener.
@@ -258,31 +266,18 @@ async fn respond(
         Ok(b) => b.to_bytes(),
         Err(_) => {
             let msg = format!("request body over {} bytes", limits.max_body_bytes);
-            return to_hyper(Response::error(StatusCode::PAYLOAD_TOO_LARGE, &msg));
+            return to_hyper(Response::error(StatusCode::PAYLOAD_TOO_LARGE, &msg).into_http());
         }
     };
-    let req = Request {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-    };
-    let resp = tokio::task::spawn_blocking(move || router.handle(req))
+    let req = Request::from_parts(parts, body);
+    let resp = tokio::task::spawn_blocking(move || router.handle(&req))
         .await
-        .unwrap_or_else(|_| Response::error(StatusCode::INTERNAL_SERVER_ERROR, "handler failed"));
+        .unwrap_or_else(|_| {
+            Response::error(StatusCode::INTERNAL_SERVER_ERROR, "handler failed").into_http()
+        });
     to_hyper(resp)
 }
 
-fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
-    let mut out = hyper::Response::new(Full::new(Bytes::from(r.body)));
-    *out.status_mut() = r.status;
-    let h = out.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
-    for (k, v) in r.headers {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    out
+fn to_hyper(r: hyper::Response<Vec<u8>>) -> hyper::Response<Full<Bytes>> {
+    r.map(|b| Full::new(Bytes::from(b)))
 }

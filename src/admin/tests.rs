@@ -327,3 +327,45 @@ fn percent_coding_round_trips() {
     assert_eq!(api::percent_decode("%4"), None);
     assert_eq!(api::percent_decode("%ff"), None);
 }
+
+#[test]
+fn the_credential_issuer_runs_on_the_same_server() {
+    use crate::issuer::{Issuer, IssuerSettings};
+    let token = "tok-0123456789abcdef";
+    let issuer = Arc::new(Issuer::new(IssuerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens: vec![Secret::new(token.to_owned())],
+        secret: Secret::new(b"s3cret".to_vec()),
+        stun_urls: vec!["stun:turn.example.com:3478".to_owned()],
+        turn_urls: vec!["turn:turn.example.com:3478?transport=udp".to_owned()],
+        default_ttl: 600,
+        max_ttl: 86_400,
+        rate_per_sec: 5,
+        allowed_origins: Vec::new(),
+    }));
+    fn wall() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+    let h = start_issuer(issuer, wall).unwrap();
+    let r = request(h.local_addr(), "GET", "/ice?username=alice", Some(token), T).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = json(&r);
+    assert!(v["username"].as_str().unwrap().ends_with(":alice"), "{v}");
+    assert_eq!(
+        v["iceServers"][1]["urls"][0],
+        "turn:turn.example.com:3478?transport=udp"
+    );
+    let r = request(h.local_addr(), "GET", "/ice?username=alice", None, T).unwrap();
+    assert_eq!(r.status, 401);
+    // A body over the issuer's cap is refused by the server before the handler.
+    let body = "x".repeat(crate::issuer::MAX_BODY + 1);
+    let post = format!(
+        "POST /v1/ice-servers HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let raw = exchange(h.local_addr(), post.as_bytes(), T).unwrap();
+    assert_eq!(parse(&raw).unwrap().status, 413);
+}
