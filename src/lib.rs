@@ -60,6 +60,7 @@
 //! An `unwrap` or `expect` outside tests marks a local invariant and says so
 //! in an `// invariant:` comment.
 
+pub mod admin;
 pub mod cli;
 pub mod cmd;
 pub mod config;

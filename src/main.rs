@@ -31,5 +31,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         #[cfg(feature = "tools")]
         Command::Load(args) => cmd::load::run(&args),
         Command::ImportCoturn(args) => cmd::import_coturn::run(&args),
+        Command::Ctl(args) => cmd::ctl::run(cli, &args),
     }
 }
