@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// Worker threads; 0 = one per core (server.workers).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Admin HTTP listener "IP:PORT", or "" for none (admin.listen).
+    #[arg(long, value_name = "ADDR", env = "TERN_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
 }
 
 impl ServeArgs {

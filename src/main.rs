@@ -21,8 +21,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match cli.resolved_command() {
         Command::Serve(args) => {
             // Loads the config, installs logging, resolves, generates a user if needed.
-            let (settings, generated) = cmd::serve::prepare(cli, &args)?;
-            cmd::serve::run(settings, generated)
+            let prepared = cmd::serve::prepare(cli, &args)?;
+            cmd::serve::run(prepared)
         }
         // No logging: check-config prints its result and the error on stderr.
         Command::CheckConfig(args) => cmd::check_config::run(cli, &args),

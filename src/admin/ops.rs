@@ -91,6 +91,11 @@ impl<C: Control> Ops<C> {
         log_notify(self.notifier.ready(&summary));
     }
 
+    /// The driver's control.
+    pub fn control(&self) -> &C {
+        &self.control
+    }
+
     /// True while draining.
     pub fn draining(&self) -> bool {
         self.draining.load(Relaxed)

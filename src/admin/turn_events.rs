@@ -17,16 +17,21 @@ pub fn transport_of(t: turn::Transport) -> Transport {
 }
 
 /// Counts one event of the core (call next to `log_event` in the drain
-/// loop). Allocation durations need the allocation's age, which the event
-/// does not carry yet: the driver calls `allocation_ended` itself.
-pub fn record_event(m: &WorkerMetrics, ev: &Event) {
+/// loop); `now` is the driver's clock, for the age of an ended allocation.
+pub fn record_event(m: &WorkerMetrics, ev: &Event, now: std::time::Instant) {
     match ev {
         Event::AllocationCreated { client, relay, .. } => {
             let t = transport_of(client.transport);
             m.allocation_created(t);
             m.allocations[t as usize][family(relay) as usize].add(1);
         }
-        Event::AllocationEnded { client, relay, .. } => {
+        Event::AllocationEnded {
+            client,
+            relay,
+            created,
+            ..
+        } => {
+            m.allocation_ended(now.saturating_duration_since(*created));
             let g = &m.allocations[transport_of(client.transport) as usize][family(relay) as usize];
             g.set(g.get().saturating_sub(1));
         }
@@ -145,6 +150,10 @@ fn auth_reason(reason: &str) -> AuthFailure {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "virtual time starts at a real Instant"
+)]
 mod tests {
     use std::time::Duration;
 
@@ -164,6 +173,7 @@ mod tests {
     #[test]
     fn events_move_the_gauges_and_counters() {
         let m = WorkerMetrics::default();
+        let t0 = std::time::Instant::now();
         let relay6: std::net::SocketAddr = "[2001:db8::1]:50000".parse().unwrap();
         let created = Event::AllocationCreated {
             client: five(turn::Transport::Tcp),
@@ -171,8 +181,8 @@ mod tests {
             username: "u".into(),
             lifetime: Duration::from_secs(600),
         };
-        record_event(&m, &created);
-        record_event(&m, &created);
+        record_event(&m, &created, t0);
+        record_event(&m, &created, t0);
         let tcp6 = &m.allocations[Transport::Tcp.index()][Family::Ipv6.index()];
         assert_eq!(tcp6.get(), 2);
         assert_eq!(m.allocations_created[Transport::Tcp.index()].get(), 2);
@@ -181,21 +191,25 @@ mod tests {
             relay: relay6,
             username: "u".into(),
             reason: EndReason::Expired,
+            created: t0,
         };
         for _ in 0..3 {
-            record_event(&m, &ended);
+            record_event(&m, &ended, t0 + Duration::from_secs(45));
         }
         assert_eq!(tcp6.get(), 0, "never below zero");
+        // 45 s falls in the 60 s bucket (index 2), three times.
+        assert_eq!(m.duration_buckets[2].get(), 3);
 
         let deny = |d: Deny| Event::PeerDenied {
             client: five(turn::Transport::Udp),
             peer: "10.0.0.1".parse().unwrap(),
             reason: d.to_string(),
         };
-        record_event(&m, &deny(Deny::Default("private (RFC 1918)")));
+        record_event(&m, &deny(Deny::Default("private (RFC 1918)")), t0);
         record_event(
             &m,
             &deny(Deny::Configured("203.0.113.0/24".parse().unwrap())),
+            t0,
         );
         assert_eq!(m.peer_denied[PeerRule::Builtin.index()].get(), 1);
         assert_eq!(m.peer_denied[PeerRule::DenyList.index()].get(), 1);

@@ -84,6 +84,9 @@ pub struct ServerSection {
     pub coalesce_us: u64,
     /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
     pub software: String,
+    /// Graceful drain (SIGTERM, `tern ctl drain`): seconds to wait for the
+    /// last allocation to end before stopping anyway; 0 = stop at once.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -95,6 +98,7 @@ impl Default for ServerSection {
             workers: 0,
             coalesce_us: 500,
             software: String::new(),
+            drain_timeout_secs: 3600,
         }
     }
 }

@@ -17,6 +17,8 @@ use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::udp::{Dest, RecvBufs, Sock};
 use super::worker::{RelaySock, Worker};
+use crate::admin::metrics::Transport as MetricsTransport;
+use crate::admin::turn_events::{record_drop, record_request};
 use crate::proto::turn::{ClientAction, FiveTuple, HEADROOM, PeerAction, Transport};
 
 /// Receive batches taken from one socket before others get a turn; a
@@ -44,6 +46,7 @@ impl Worker {
                 };
                 for d in bufs.datagrams(k) {
                     w.handled += 1;
+                    record_request(&w.ops.metrics, MetricsTransport::Udp, d);
                     let action = w.server.handle_client(now, five, d);
                     w.client_action(action, d);
                 }
@@ -71,8 +74,12 @@ impl Worker {
                     let action = w
                         .server
                         .handle_peer(now, id, peer, &mut w.scratch, HEADROOM..end);
-                    if let PeerAction::Forward { to, bytes } = action {
-                        w.forward_to_client(&to, bytes);
+                    match action {
+                        PeerAction::Forward { to, bytes } => {
+                            w.ops.bytes_to_client += d.len() as u64;
+                            w.forward_to_client(&to, bytes);
+                        }
+                        PeerAction::Dropped(reason) => record_drop(&w.ops.metrics, reason),
                     }
                 }
             }
@@ -119,19 +126,24 @@ impl Worker {
     /// Relays to a peer; `datagram` holds the bytes the action's range points into.
     #[inline]
     pub(super) fn client_action(&mut self, action: ClientAction, datagram: &[u8]) {
-        if let ClientAction::RelayToPeer {
-            relay,
-            peer,
-            payload,
-        } = action
-            && let Some(bytes) = datagram.get(payload)
-        {
-            let dest = Dest {
-                sock: SocketId::relay(relay, peer.is_ipv6()),
-                to: peer,
-                src_ip: None,
-            };
-            self.queue(dest, bytes);
+        match action {
+            ClientAction::RelayToPeer {
+                relay,
+                peer,
+                payload,
+            } => {
+                if let Some(bytes) = datagram.get(payload) {
+                    self.ops.bytes_to_peer += bytes.len() as u64;
+                    let dest = Dest {
+                        sock: SocketId::relay(relay, peer.is_ipv6()),
+                        to: peer,
+                        src_ip: None,
+                    };
+                    self.queue(dest, bytes);
+                }
+            }
+            ClientAction::Dropped(reason) => record_drop(&self.ops.metrics, reason),
+            ClientAction::Handled => {}
         }
     }
 

@@ -19,6 +19,7 @@ pub(super) fn log_event(ev: &Event) {
             relay,
             username,
             reason,
+            ..
         } => {
             tracing::info!(client = %client.client, %relay, username = %username, ?reason, "allocation ended")
         }

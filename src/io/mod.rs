@@ -14,6 +14,7 @@
 //! - `tcp.rs`: one stream connection (buffers, TLS session, PROXY phase);
 //! - `udp.rs`: batched UDP primitives (`recvmmsg`/GRO, GSO send batch);
 //! - `listeners.rs`: binding every listener once per worker;
+//! - `ops.rs`: metrics publishing, heartbeat, the admin command mailbox;
 //! - `sockets.rs`: creating listener and relay sockets (socket options);
 //! - `shared.rs`: what workers share (quota ledger, held ports);
 //! - `socket_id.rs`: the typed socket id behind each `mio::Token`;
@@ -25,6 +26,7 @@ pub(crate) mod clock;
 mod datagrams;
 mod events;
 mod listeners;
+mod ops;
 mod relays;
 pub(crate) mod shared;
 mod slots;
@@ -44,6 +46,9 @@ use std::thread::JoinHandle;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub use ops::WorkerControl;
+
+use crate::admin::{Liveness, Metrics};
 use crate::proto::turn::Server;
 use crate::settings::Settings;
 
@@ -55,8 +60,11 @@ pub struct Handle {
     tls: Vec<SocketAddr>,
     certs: Option<Arc<tls::CertResolver>>,
     shutdown: Arc<AtomicBool>,
-    wakers: Vec<mio::Waker>,
+    wakers: Vec<Arc<mio::Waker>>,
     threads: Vec<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+    liveness: Liveness,
+    control: WorkerControl,
 }
 
 impl Handle {
@@ -84,6 +92,26 @@ impl Handle {
             Some(c) => c.reload(),
             None => Ok(()),
         }
+    }
+
+    /// Every worker's metrics block (one per worker, in order).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The epoch and allowed stall the workers' heartbeats are checked against.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness
+    }
+
+    /// The TLS certificate store (reload), when there are TLS listeners.
+    pub fn certs(&self) -> Option<Arc<tls::CertResolver>> {
+        self.certs.clone()
+    }
+
+    /// The workers' mailboxes: list and end allocations, apply a config.
+    pub fn control(&self) -> WorkerControl {
+        self.control.clone()
     }
 
     /// Stops every worker and waits for them; all allocations end.
@@ -123,7 +151,13 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         quota,
         reservations: Arc::default(),
     };
-    let (wakers, threads) = spawn_workers(&proto, &shared, listeners.per_worker)?;
+    let (metrics, liveness) = ops::instruments(workers);
+    let (wakers, mailboxes, threads) =
+        spawn_workers(&proto, &shared, listeners.per_worker, &metrics, liveness)?;
+    let control = WorkerControl::new(
+        mailboxes.into_iter().zip(wakers.iter().cloned()).collect(),
+        Arc::clone(&shared.quota),
+    );
     Ok(Handle {
         udp: listeners.udp,
         tcp: listeners.tcp,
@@ -132,8 +166,17 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         shutdown: shared.shutdown,
         wakers,
         threads,
+        metrics,
+        liveness,
+        control,
     })
 }
+
+type Spawned = (
+    Vec<Arc<mio::Waker>>,
+    Vec<Arc<ops::Mailbox>>,
+    Vec<JoinHandle<()>>,
+);
 
 /// Starts one worker thread per listener set, each with its own core
 /// (`Server`) keyed with fresh random bytes.
@@ -141,13 +184,19 @@ fn spawn_workers(
     proto: &Arc<crate::proto::config::Config>,
     shared: &worker::Shared,
     per_worker: Vec<listeners::WorkerListeners>,
-) -> io::Result<(Vec<mio::Waker>, Vec<JoinHandle<()>>)> {
+    metrics: &Metrics,
+    liveness: Liveness,
+) -> io::Result<Spawned> {
     let rng = SystemRandom::new();
     let mut wakers = Vec::new();
+    let mut mailboxes = Vec::new();
     let mut threads = Vec::new();
     for (i, (udp, streams)) in per_worker.into_iter().enumerate() {
         let poll = mio::Poll::new()?;
-        wakers.push(worker::waker(&poll)?);
+        wakers.push(Arc::new(worker::waker(&poll)?));
+        let mailbox = Arc::new(ops::Mailbox::default());
+        mailboxes.push(Arc::clone(&mailbox));
+        let ops = ops::WorkerOps::new(i, Arc::clone(&metrics.workers[i]), liveness, mailbox);
         // Each shard keys its own RESERVATION-TOKENs (see proto::turn).
         let mut key = [0u8; 32];
         rng.fill(&mut key)
@@ -162,6 +211,7 @@ fn spawn_workers(
             streams,
             shared: shared.clone(),
             seed,
+            ops,
         })?;
         threads.push(
             std::thread::Builder::new()
@@ -169,5 +219,5 @@ fn spawn_workers(
                 .spawn(move || w.run())?,
         );
     }
-    Ok((wakers, threads))
+    Ok((wakers, mailboxes, threads))
 }

@@ -10,16 +10,18 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::proto::turn::{BindError, ReservationToken};
 
-/// Allocation counts, total and per username, against the configured limits.
+/// Allocation counts, total and per username, against the configured
+/// limits (which a config reload may change: new allocations see them).
 #[derive(Debug)]
 pub(crate) struct QuotaLedger {
-    max_total: u32,
-    max_per_user: u32,
+    max_total: AtomicU32,
+    max_per_user: AtomicU32,
     inner: Mutex<Counts>,
 }
 
@@ -32,10 +34,16 @@ struct Counts {
 impl QuotaLedger {
     pub(crate) fn new(max_total: u32, max_per_user: u32) -> Arc<Self> {
         Arc::new(Self {
-            max_total,
-            max_per_user,
+            max_total: AtomicU32::new(max_total),
+            max_per_user: AtomicU32::new(max_per_user),
             inner: Mutex::default(),
         })
+    }
+
+    /// New limits (reload); allocations over them keep running.
+    pub(crate) fn set_limits(&self, max_total: u32, max_per_user: u32) {
+        self.max_total.store(max_total, Relaxed);
+        self.max_per_user.store(max_per_user, Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
@@ -46,11 +54,11 @@ impl QuotaLedger {
     /// gives it back when dropped (with the relay sockets it goes with).
     pub(crate) fn acquire(self: &Arc<Self>, user: &str) -> Result<QuotaHold, BindError> {
         let mut c = self.lock();
-        if c.total >= self.max_total {
+        if c.total >= self.max_total.load(Relaxed) {
             return Err(BindError::TotalQuota);
         }
         let n = c.per_user.get(user).copied().unwrap_or(0);
-        if n >= self.max_per_user {
+        if n >= self.max_per_user.load(Relaxed) {
             return Err(BindError::UserQuota);
         }
         c.total += 1;

@@ -11,6 +11,7 @@ use super::clock;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ListenerKind, ProxyPhase, ReadState};
 use super::worker::Worker;
+use crate::admin::turn_events;
 use crate::proto::framing::frame_len;
 use crate::proto::turn::FiveTuple;
 
@@ -146,6 +147,8 @@ impl Worker {
             match frame_len(rest, max_frame) {
                 Ok(Some(len)) if rest.len() >= len => {
                     let frame = &rest[..len];
+                    let transport = turn_events::transport_of(five.transport);
+                    turn_events::record_request(&self.ops.metrics, transport, frame);
                     let action = self.server.handle_client(clock::now(), five, frame);
                     self.client_action(action, frame);
                     self.drain();

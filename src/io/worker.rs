@@ -35,6 +35,7 @@ use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ConnLimits, ListenerKind};
 use super::udp::{RecvBufs, SendBatch, Sock};
+use crate::admin::turn_events;
 use crate::proto::turn::{Command, HEADROOM, RelayId, Server, TAILROOM};
 use crate::settings::Settings;
 
@@ -45,7 +46,9 @@ const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
 /// coalescing on, the worker waits before the next poll.
 const COALESCE_BELOW: usize = 16;
 
-/// How often idle TCP connections are looked for.
+/// How often idle TCP connections are looked for and gauges published.
+/// Also the longest a worker sleeps, so an idle worker still beats for
+/// `/livez` (`ops::MAX_STALL`).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// What all workers share; each piece is touched on setup or once per
@@ -73,6 +76,8 @@ pub(crate) struct WorkerParts {
     pub(crate) shared: Shared,
     /// Seeds the relay port probe order.
     pub(crate) seed: u64,
+    /// Metrics block, heartbeat and mailbox (`ops.rs`).
+    pub(crate) ops: super::ops::WorkerOps,
 }
 
 /// The relay socket(s) of one allocation, by family (IPv4, IPv6), and the
@@ -105,6 +110,7 @@ pub(crate) struct Worker {
     /// Datagrams handled since the last poll (for coalescing).
     pub(super) handled: usize,
     pub(super) seed: u64,
+    pub(super) ops: super::ops::WorkerOps,
     next_housekeeping: Instant,
 }
 
@@ -117,6 +123,7 @@ impl Worker {
             streams,
             shared,
             seed,
+            ops,
         } = parts;
         let mut udp_socks = Vec::new();
         for (i, (s, addr)) in udp.into_iter().enumerate() {
@@ -154,6 +161,7 @@ impl Worker {
             ready: Vec::new(),
             handled: 0,
             seed,
+            ops,
             next_housekeeping: clock::mono() + HOUSEKEEPING,
         })
     }
@@ -166,6 +174,8 @@ impl Worker {
             // SAFETY: prctl with PR_SET_TIMERSLACK takes one integer argument.
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
         }
+        // Alive from the start, not only after the first wakeup.
+        self.publish(clock::mono());
         while !self.shared.shutdown.load(Ordering::Relaxed) {
             // Interrupt coalescing: after a wakeup that found only a few
             // datagrams, let the next ones gather so they are received and
@@ -207,8 +217,10 @@ impl Worker {
             if now.mono >= self.next_housekeeping {
                 self.next_housekeeping = now.mono + HOUSEKEEPING;
                 self.close_idle(now.mono);
+                self.publish_gauges();
             }
             self.drain();
+            self.publish(now.mono);
         }
         let open: Vec<usize> = self.conns.keys().collect();
         for i in open {
@@ -219,7 +231,7 @@ impl Worker {
     /// Dispatches readiness of one socket to its room.
     fn readable(&mut self, id: SocketId, readable: bool, writable: bool) {
         match id {
-            SocketId::Waker => {}
+            SocketId::Waker => self.mailbox(),
             SocketId::Udp(i) => self.udp_readable(i),
             SocketId::Relay { slot, ipv6 } => self.relay_readable(slot, ipv6),
             SocketId::StreamListener(i) => self.accept(i),
@@ -237,11 +249,13 @@ impl Worker {
             }
             while let Some(t) = self.server.poll_transmit() {
                 progress = true;
+                turn_events::record_response(&self.ops.metrics, &t.data);
                 self.send_to_client(&t.to, &t.data);
             }
             while let Some(ev) = self.server.poll_event() {
                 progress = true;
                 log_event(&ev);
+                self.record_event(&ev);
             }
             if !progress {
                 break;
@@ -268,7 +282,7 @@ impl Worker {
     }
 }
 
-/// A waker for a worker's poll (shutdown).
+/// A waker for a worker's poll (shutdown, admin mailbox).
 pub(crate) fn waker(poll: &Poll) -> io::Result<Waker> {
     Waker::new(poll.registry(), SocketId::Waker.token())
 }

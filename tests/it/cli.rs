@@ -137,6 +137,8 @@ fn serve_logs_never_contain_credentials() {
             "127.0.0.1",
             "--workers",
             "1",
+            "--admin-listen",
+            "",
         ])
         .args([
             "--user",

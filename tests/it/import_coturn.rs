@@ -20,7 +20,9 @@ fn tern() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
     cmd.env_remove("TERN_REST_SECRET")
         .env_remove("TERN_CONFIG")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        // `serve` runs: an ephemeral admin port, never the shared 9641.
+        .env("TERN_ADMIN_LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -126,6 +126,8 @@ fn spawn_tern_binary() -> (ChildGuard, SocketAddr) {
                 &server.to_string(),
                 "--relay-address",
                 "127.0.0.1",
+                "--admin-listen",
+                "",
             ])
             .args([
                 "--relay-ports",

@@ -300,6 +300,8 @@ fn memory_stays_bounded_under_a_million_unauthenticated_requests() {
                 "127.0.0.1",
                 "--workers",
                 "1",
+                "--admin-listen",
+                "",
             ])
             .args(["--user", "u:p", "--log-level", "warn"])
             .stdout(Stdio::null())

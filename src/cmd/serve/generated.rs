@@ -42,21 +42,31 @@ pub fn ensure_credentials(
     file: &mut FileConfig,
     overrides: &Overrides,
 ) -> Option<GeneratedCredential> {
-    let configured = !file.auth.users.is_empty()
-        || !file.auth.rest_secrets.is_empty()
-        || !overrides.users.is_empty()
-        || !overrides.rest_secrets.is_empty();
-    if configured {
+    if has_credentials(file, overrides) {
         return None;
     }
     let generated = generate_credential();
+    add_user(file, &generated);
+    Some(generated)
+}
+
+/// Are any users or REST secrets configured (file or flags)?
+pub fn has_credentials(file: &FileConfig, overrides: &Overrides) -> bool {
+    !file.auth.users.is_empty()
+        || !file.auth.rest_secrets.is_empty()
+        || !overrides.users.is_empty()
+        || !overrides.rest_secrets.is_empty()
+}
+
+/// Adds `g` as a static user (also on reload, so the generated user keeps
+/// its password while the file still configures none).
+pub fn add_user(file: &mut FileConfig, g: &GeneratedCredential) {
     file.auth.users.push(UserEntry {
-        username: generated.username.clone(),
-        password: Some(generated.password.clone()),
+        username: g.username.clone(),
+        password: Some(g.password.clone()),
         key: None,
         key_sha256: None,
     });
-    Some(generated)
 }
 
 /// The message printed when a user was generated.

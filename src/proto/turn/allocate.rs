@@ -170,7 +170,8 @@ impl Server {
             }
         };
         let expires_at = now.mono + p.lifetime;
-        let mut alloc = Allocation::new(p.five, bound.addr, p.username.clone(), expires_at);
+        let mut alloc =
+            Allocation::new(p.five, bound.addr, p.username.clone(), now.mono, expires_at);
         alloc.additional_addr = bound.additional;
         if bound.additional.is_some() {
             alloc.family_expires = Some([expires_at; 2]);

@@ -55,6 +55,8 @@ pub struct Allocation {
     /// The IPv6 relayed address of a dual allocation.
     pub additional_addr: Option<SocketAddr>,
     pub username: String,
+    /// When the Allocate succeeded.
+    pub created_at: Instant,
     /// When the allocation ends: the later family's expiry for a dual one.
     pub expires_at: Instant,
     /// Per-family expiry of a dual allocation (index 0 IPv4, 1 IPv6): a
@@ -72,6 +74,7 @@ impl Allocation {
         five: FiveTuple,
         relay_addr: SocketAddr,
         username: String,
+        created_at: Instant,
         expires_at: Instant,
     ) -> Self {
         Self {
@@ -79,6 +82,7 @@ impl Allocation {
             relay_addr,
             additional_addr: None,
             username,
+            created_at,
             expires_at,
             family_expires: None,
             permissions: Vec::new(),
@@ -320,6 +324,20 @@ impl Slab {
             return None;
         }
         s.alloc.as_mut()
+    }
+
+    /// Every live allocation with its id (admin queries, housekeeping; O(n)).
+    pub(super) fn iter(&self) -> impl Iterator<Item = (RelayId, &Allocation)> {
+        self.slots.iter().zip(0u32..).filter_map(|(s, slot)| {
+            let a = s.alloc.as_ref()?;
+            Some((
+                RelayId {
+                    slot,
+                    generation: s.generation,
+                },
+                a,
+            ))
+        })
     }
 
     pub(super) fn remove(&mut self, id: RelayId) -> Option<Allocation> {

@@ -27,6 +27,7 @@
 mod allocate;
 mod allocation;
 mod auth;
+mod inspect;
 mod permission;
 mod refresh;
 mod relay;
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Transport};
+pub use inspect::{AllocationView, Gauges};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
@@ -178,6 +180,9 @@ pub enum Event {
         relay: SocketAddr,
         username: String,
         reason: EndReason,
+        /// When it was created (the `now.mono` of its Allocate): its age
+        /// is the driver's `now - created` (handle_client_closed has no `now`).
+        created: Instant,
     },
     PeerDenied {
         client: FiveTuple,
@@ -196,6 +201,8 @@ pub enum EndReason {
     Expired,
     Deleted,
     ClientGone,
+    /// Ended by the operator ([`Server::kick`]).
+    Kicked,
 }
 
 /// Counters per shard, read by the driver for metrics.
@@ -388,6 +395,7 @@ impl Server {
             relay: alloc.relay_addr,
             username: alloc.username,
             reason,
+            created: alloc.created_at,
         });
     }
 

@@ -7,6 +7,7 @@
 
 mod allocate;
 mod auth;
+mod inspect;
 mod permission;
 mod refresh;
 mod relay;
@@ -127,7 +128,7 @@ impl TestServer {
     }
 
     /// Carries out commands like the driver would.
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         while let Some(cmd) = self.server.poll_command() {
             match cmd {
                 Command::BindRelay {
