@@ -67,6 +67,9 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let Prepared { source, loaded } = prepared;
     let settings = loaded.settings.clone();
     log_start(&settings, source.generated());
+    if let Some(n) = host::raise_open_files_limit() {
+        tracing::debug!(limit = n, "open-files soft limit");
+    }
     for w in crate::selfcheck::run(&settings) {
         tracing::warn!("self-check: {w}");
     }
