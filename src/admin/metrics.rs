@@ -141,7 +141,7 @@ label_enum!(
 );
 label_enum!(
     /// Outcome of a config reload (`result` label).
-    ReloadResult { Success => "success", Failure => "failure" }
+    ReloadResult { Success => "success", Failure => "error" }
 );
 
 impl Code {

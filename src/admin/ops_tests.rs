@@ -120,7 +120,7 @@ fn reloads_are_counted_and_reported() {
     let mut text = String::new();
     s.ops.metrics(&mut text);
     assert!(text.contains("tern_config_reloads_total{result=\"success\"} 1\n"));
-    assert!(text.contains("tern_config_reloads_total{result=\"failure\"} 1\n"));
+    assert!(text.contains("tern_config_reloads_total{result=\"error\"} 1\n"));
     let m = messages(&s.systemd);
     assert_eq!(m.len(), 4, "{m:?}");
     assert!(m[0].starts_with("RELOADING=1\nMONOTONIC_USEC="));

@@ -59,7 +59,7 @@ fn worker_blocks_are_summed() {
     assert!(s.contains("tern_requests_total{method=\"allocate\",transport=\"udp\"} 1\n"));
     assert!(s.contains("tern_responses_total{method=\"allocate\",code=\"401\"} 1\n"));
     assert!(s.contains("tern_auth_failures_total{reason=\"stale_nonce\"} 1\n"));
-    assert!(s.contains("tern_config_reloads_total{result=\"failure\"} 1\n"));
+    assert!(s.contains("tern_config_reloads_total{result=\"error\"} 1\n"));
     assert!(s.contains("tern_allocation_duration_seconds_bucket{le=\"30\"} 1\n"));
     assert!(s.contains("tern_allocation_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
     assert!(s.contains("tern_allocation_duration_seconds_sum 20\n"));

@@ -48,8 +48,8 @@ pub(crate) enum Ctl {
     /// End a user's allocations; answer how many ended.
     Kick(String, Sender<usize>),
     /// Use a new configuration (reload): new requests see it, live
-    /// allocations keep relaying.
-    ApplyConfig(Arc<Config>),
+    /// allocations keep relaying. Answered once applied.
+    ApplyConfig(Arc<Config>, Sender<()>),
     /// A drain started or was cancelled.
     SetDraining(bool),
 }
@@ -130,7 +130,10 @@ impl Worker {
                     let n = self.server.kick(&user);
                     let _ = reply.send(n);
                 }
-                Ctl::ApplyConfig(config) => self.server.apply_config(config),
+                Ctl::ApplyConfig(config, done) => {
+                    self.server.apply_config(config);
+                    let _ = done.send(());
+                }
                 Ctl::SetDraining(draining) => self.set_draining(draining),
             }
         }
@@ -250,9 +253,11 @@ impl WorkerControl {
             .sum()
     }
 
-    /// Hands every worker a new core configuration.
+    /// Hands every worker a new core configuration; returns once every
+    /// worker uses it (or [`REPLY_TIMEOUT`] passed), so requests after a
+    /// reload answers see the new configuration.
     pub fn apply_config(&self, config: &Arc<Config>) {
-        self.broadcast(|| Ctl::ApplyConfig(Arc::clone(config)));
+        self.ask(|done| Ctl::ApplyConfig(Arc::clone(config), done));
     }
 
     /// New allocation quotas (reload), for allocations made from now on.

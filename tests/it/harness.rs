@@ -284,6 +284,12 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// The child's stdout (spawned with `Stdio::piped()`).
+    pub(crate) fn take_stdout(&mut self) -> std::process::ChildStdout {
+        // invariant: callers spawn with a piped stdout and take it once.
+        self.child.stdout.take().expect("stdout piped")
+    }
+
     /// The child's stderr (spawned with `Stdio::piped()`).
     pub(crate) fn take_stderr(&mut self) -> std::process::ChildStderr {
         // invariant: callers spawn with a piped stderr and take it once.

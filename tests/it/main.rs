@@ -37,6 +37,7 @@ mod layering;
 mod load;
 mod netns;
 mod ops;
+mod ops_reload;
 mod proxy_protocol;
 mod relay_to_relay;
 mod security;

@@ -41,6 +41,7 @@ pub(crate) struct Policy {
     pub(crate) users: Vec<(&'static str, &'static str)>,
     pub(crate) secrets: Vec<String>,
     pub(crate) allow: Vec<&'static str>,
+    pub(crate) deny: Vec<String>,
 }
 
 impl Default for Policy {
@@ -49,6 +50,7 @@ impl Default for Policy {
             users: vec![(USER, PASS)],
             secrets: vec![],
             allow: vec!["127.0.0.0/8"],
+            deny: vec![],
         }
     }
 }
@@ -85,7 +87,11 @@ impl Tern {
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(if std::env::var_os("TERN_IT_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         if let Some(p) = notify {
             cmd.env("NOTIFY_SOCKET", p);
         }
@@ -102,11 +108,12 @@ impl Tern {
             .collect();
         let secrets: Vec<String> = p.secrets.iter().map(|s| format!("\"{s}\"")).collect();
         let allow: Vec<String> = p.allow.iter().map(|s| format!("\"{s}\"")).collect();
+        let deny: Vec<String> = p.deny.iter().map(|s| format!("\"{s}\"")).collect();
         let text = format!(
             "[server]\nlisten = [\"{server}\"]\ntcp = false\nworkers = 1\ndrain_timeout_secs = 60\n\
              [relay]\naddress = \"127.0.0.1\"\nports = \"{lo}-{hi}\"\n\
              [auth]\nusers = [{users}]\nrest_secrets = [{secrets}]\n\
-             [peers]\nallow = [{allow}]\n\
+             [peers]\nallow = [{allow}]\ndeny = [{deny}]\n\
              [admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n{extra}",
             server = self.server,
             lo = self.ports.start(),
@@ -114,6 +121,7 @@ impl Tern {
             users = users.join(", "),
             secrets = secrets.join(", "),
             allow = allow.join(", "),
+            deny = deny.join(", "),
             admin = self.admin,
         );
         // Write then rename, so a reload never reads half a file.
