@@ -153,9 +153,7 @@ impl Worker {
     }
 }
 
-/// The admin API's view of an allocation. Per-allocation traffic counts
-/// are not kept by the core (that would be per-packet work on the
-/// allocation); they read 0.
+/// The admin API's view of an allocation.
 fn info(worker: usize, v: AllocationView) -> AllocationInfo {
     AllocationInfo {
         id: format!("{worker}-{}-{}", v.id.slot, v.id.generation),
@@ -166,10 +164,10 @@ fn info(worker: usize, v: AllocationView) -> AllocationInfo {
             .to_owned(),
         relay: v.relay,
         age_secs: v.age.as_secs(),
-        packets_to_peer: 0,
-        bytes_to_peer: 0,
-        packets_to_client: 0,
-        bytes_to_client: 0,
+        packets_to_peer: v.traffic[0].packets,
+        bytes_to_peer: v.traffic[0].bytes,
+        packets_to_client: v.traffic[1].packets,
+        bytes_to_client: v.traffic[1].bytes,
     }
 }
 

@@ -293,6 +293,12 @@ fn live_metrics_status_allocations_and_kick() {
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["user"], USER);
     assert_eq!(list[0]["relay"][0], c.relay().to_string());
+    assert_eq!(list[0]["packets_to_peer"], 20, "{list}");
+    assert_eq!(list[0]["packets_to_client"], 20, "{list}");
+    assert!(
+        list[0]["bytes_to_client"].as_u64() >= Some(20 * 6),
+        "{list}"
+    );
     let none: serde_json::Value =
         serde_json::from_str(&tern.get("/v1/allocations?user=bob").body).unwrap();
     assert_eq!(none.as_array().map(Vec::len), Some(0));

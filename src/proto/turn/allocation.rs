@@ -67,6 +67,23 @@ pub struct Allocation {
     pub(super) channels: Vec<Channel>,
     /// Bandwidth buckets (client→peer, peer→client) when a limit is set.
     pub(super) buckets: Option<Box<[TokenBucket; 2]>>,
+    /// Relayed traffic: `[0]` client→peer, `[1]` peer→client.
+    pub traffic: [Traffic; 2],
+}
+
+/// Relayed datagrams and payload bytes in one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Traffic {
+    #[inline]
+    pub(super) fn count(&mut self, len: usize) {
+        self.packets += 1;
+        self.bytes += len as u64;
+    }
 }
 
 impl Allocation {
@@ -88,6 +105,7 @@ impl Allocation {
             permissions: Vec::new(),
             channels: Vec::new(),
             buckets: None,
+            traffic: [Traffic::default(); 2],
         }
     }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{EndReason, FiveTuple, RelayId, Server};
+use super::{EndReason, FiveTuple, RelayId, Server, Traffic};
 
 /// One allocation as the admin API shows it (no credentials).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct AllocationView {
     /// One relayed address, or two for a dual allocation.
     pub relay: Vec<SocketAddr>,
     pub age: Duration,
+    /// `[0]` client→peer, `[1]` peer→client.
+    pub traffic: [Traffic; 2],
 }
 
 /// Live permissions and channels of a shard (metrics gauges).
@@ -39,6 +41,7 @@ impl Server {
                     .chain(a.additional_addr)
                     .collect(),
                 age: now.saturating_duration_since(a.created_at),
+                traffic: a.traffic,
             })
             .collect()
     }

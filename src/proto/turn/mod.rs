@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use ring::hmac;
 
-pub use allocation::{Allocation, FiveTuple, Transport};
+pub use allocation::{Allocation, FiveTuple, Traffic, Transport};
 pub use inspect::{AllocationView, Gauges};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 

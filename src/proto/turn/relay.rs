@@ -162,14 +162,20 @@ impl Server {
         }
     }
 
-    /// Applies the per-allocation bandwidth limit, if configured.
+    /// Applies the per-allocation bandwidth limit, if configured, and
+    /// counts what passes on the allocation (two plain adds on a struct the
+    /// caller just looked up, for the admin API).
     #[inline]
     fn admit(&mut self, relay: RelayId, dir: usize, len: usize, now: Instant) -> bool {
         let rate = self.config.limits.bandwidth_bytes_per_sec;
-        match (rate, self.slab.get_mut(relay)) {
-            (None, _) | (_, None) => true,
-            (Some(_), Some(a)) => a.admit(dir, now, len, rate),
+        let Some(a) = self.slab.get_mut(relay) else {
+            return true;
+        };
+        if !a.admit(dir, now, len, rate) {
+            return false;
         }
+        a.traffic[dir].count(len);
+        true
     }
 
     /// Handles a datagram that relay socket `relay` received from `peer`.
