@@ -80,6 +80,10 @@ pub fn record_response(m: &WorkerMetrics, msg: &[u8]) {
         Class::Request | Class::Indication => return,
     };
     m.response(method_of(mt.method), code);
+    // The core answers a stale nonce with 438 and no event: count it here.
+    if code == 438 {
+        m.auth_failure(AuthFailure::StaleNonce);
+    }
 }
 
 /// The message type and the attribute bytes of a STUN message.
@@ -255,6 +259,8 @@ mod tests {
         );
         record_response(&m, &message(stun::Method::REFRESH, Class::Success, None));
         record_response(&m, &message(stun::Method::BINDING, Class::Error, Some(420)));
+        record_response(&m, &message(stun::Method::REFRESH, Class::Error, Some(438)));
+        assert_eq!(m.auth_failures[AuthFailure::StaleNonce.index()].get(), 1);
         let a = &m.responses[Method::Allocate.index()];
         assert_eq!(a[Code::C486.index()].get(), 1);
         assert_eq!(

@@ -27,10 +27,10 @@ use super::shared::QuotaLedger;
 use super::worker::Worker;
 use crate::admin::AllocationInfo;
 use crate::admin::liveness::Liveness;
-use crate::admin::metrics::{Label, Metrics, WorkerMetrics};
+use crate::admin::metrics::{Label, Metrics, QuotaKind, WorkerMetrics};
 use crate::admin::turn_events;
 use crate::proto::config::Config;
-use crate::proto::turn::AllocationView;
+use crate::proto::turn::{AllocationView, BindError, RelayBound};
 
 /// How long an admin call waits for all workers' answers.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -144,6 +144,18 @@ impl Worker {
     /// alternates); everything else goes on.
     fn set_draining(&mut self, draining: bool) {
         self.ops.draining = draining;
+    }
+
+    /// `tern_quota_rejections_total{kind}` for an Allocate the driver
+    /// could not carry out.
+    pub(super) fn count_bind_refusal(&self, result: &Result<RelayBound, BindError>) {
+        let kind = match result {
+            Ok(_) | Err(BindError::UnknownToken) => return,
+            Err(BindError::UserQuota) => QuotaKind::AllocationsPerUser,
+            Err(BindError::TotalQuota) => QuotaKind::Allocations,
+            Err(BindError::NoSocket) => QuotaKind::RelayPorts,
+        };
+        self.ops.metrics.quota_rejection(kind);
     }
 
     /// Counts one event of the core for metrics.

@@ -273,6 +273,7 @@ impl Worker {
                 port,
             } => {
                 let result = self.bind_relay(relay, &username, ipv6, additional_ipv6, port);
+                self.count_bind_refusal(&result);
                 self.server.handle_relay_bound(clock::now(), relay, result);
             }
             Command::ReleaseRelay { relay } => self.release_relay(relay),
