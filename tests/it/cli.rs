@@ -170,9 +170,10 @@ fn serve_logs_never_contain_credentials() {
     let rest_pw = tern::proto::auth::rest_password(SECRET.as_bytes(), &user);
     let mut rest = tern::tools::client::Client::udp(udp(), server, &user, &rest_pw);
     rest.allocate().expect("REST allocate");
-    // SIGTERM, then read everything the server wrote.
+    // SIGINT (stop at once: SIGTERM would drain until the REST allocation
+    // ends), then read everything the server wrote.
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let logs = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(

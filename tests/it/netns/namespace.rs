@@ -167,6 +167,8 @@ impl Tern {
         let child = cmd
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_tern")])
             .args(args)
+            // Two terns may share a namespace: no admin listener on 9641.
+            .args(["--admin-listen", ""])
             .stdout(log.reopen().expect("log file"))
             .stderr(log.reopen().expect("log file"))
             .spawn()
