@@ -11,6 +11,7 @@
 //! which is the embedded default (`FileConfig::embedded`) and, with
 //! `config/examples/*.toml`, is loaded by the tests.
 
+mod cluster;
 mod error;
 mod resolve;
 
@@ -56,6 +57,8 @@ pub struct FileConfig {
     pub proxy_protocol: ProxyProtocolSection,
     /// Logging.
     pub log: LogSection,
+    /// Other nodes of a fleet, for 300 Try Alternate.
+    pub cluster: ClusterSection,
     /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
     #[serde(skip)]
     pub origin: String,
@@ -271,6 +274,20 @@ pub struct ProxyProtocolSection {
     /// "10.0.0.0/16". Required when `listen` is not empty. Others are
     /// served as direct clients and closed if they send a header.
     pub trusted: Vec<String>,
+}
+
+/// `[cluster]`: spreading clients over a fleet (RFC 8489 §10 ALTERNATE-SERVER).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// Other nodes, "IP:PORT", that new Allocates are redirected to (300
+    /// Try Alternate) when this node is over `soft_max_allocations` or
+    /// draining. This node's own addresses are skipped, so every node can
+    /// use the same list.
+    pub alternate_servers: Vec<String>,
+    /// Allocations on this node beyond which new ones are redirected;
+    /// absent = only when draining.
+    pub soft_max_allocations: Option<u32>,
 }
 
 /// `[log]`

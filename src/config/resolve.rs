@@ -330,6 +330,21 @@ impl FileConfig {
 
         self.check_log(&ctx)?;
 
+        let own_ips: Vec<IpAddr> = [Some(relay_ip), advertised_ip, relay_ip6, advertised_ip6]
+            .into_iter()
+            .flatten()
+            .collect();
+        let own_listen: Vec<SocketAddr> = listen
+            .iter()
+            .chain(tls.iter().flat_map(|t| t.listen.iter()))
+            .copied()
+            .collect();
+        let own = super::cluster::Own {
+            listen: &own_listen,
+            ips: &own_ips,
+        };
+        let alternates = super::cluster::resolve(&ctx.file, &self.cluster, &own)?;
+
         let software = match s.software.trim() {
             "" => None,
             sw => Some(sw.to_owned()),
@@ -368,6 +383,7 @@ impl FileConfig {
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
                 relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
+                alternates,
             },
         })
     }

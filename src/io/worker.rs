@@ -197,6 +197,9 @@ impl Worker {
             if now.mono >= self.next_housekeeping {
                 self.next_housekeeping = now.mono + HOUSEKEEPING;
                 self.close_idle(now.mono);
+                // The soft limit of `[cluster]` counts the whole node.
+                let total = self.server.quota().total();
+                self.server.set_load(total);
             }
             self.drain();
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::proto::auth::Credentials;
 use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::turn::Alternates;
 
 /// Everything the sans-IO core needs to know. Built once by
 /// `crate::config`, shared by all shards, replaceable on reload.
@@ -29,6 +30,8 @@ pub struct Config {
     /// Relay address families this server has (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
     pub relay_ipv4: bool,
     pub relay_ipv6: bool,
+    /// Other nodes and the soft limit for 300 Try Alternate (`[cluster]`).
+    pub alternates: Alternates,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -77,6 +80,7 @@ impl Config {
             limits: Limits::default(),
             relay_ipv4: true,
             relay_ipv6: false,
+            alternates: Alternates::default(),
         }
     }
 }

@@ -15,6 +15,7 @@
 
 mod allocate;
 mod allocation;
+mod alternate;
 mod permission;
 mod quota;
 mod relay;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use allocation::{Allocation, FiveTuple, Transport};
+pub use alternate::Alternates;
 pub use quota::QuotaLedger;
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
@@ -158,6 +160,8 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Datagrams dropped by the per-allocation bandwidth limit.
     pub over_bandwidth: u64,
+    /// Allocates answered 300 Try Alternate.
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -194,6 +198,7 @@ pub struct Server {
     token_counter: u64,
     stats: Stats,
     unauth_limiter: SourceLimiter,
+    alternate: alternate::AlternateState,
 }
 
 impl Server {
@@ -215,6 +220,7 @@ impl Server {
             events: VecDeque::new(),
             token_counter: 0,
             stats: Stats::default(),
+            alternate: alternate::AlternateState::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! State-machine tests in virtual time: no sockets, no sleeping.
 
 mod allocate;
+mod alternate;
 mod auth;
 mod permission;
 mod relay;
