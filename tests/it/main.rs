@@ -15,6 +15,7 @@
 
 mod client;
 mod harness;
+mod haproxy;
 mod interop_coturn;
 mod ipv6;
 mod relay_to_relay;
