@@ -14,6 +14,7 @@
 mod cluster;
 mod error;
 mod resolve;
+mod secrets_file;
 
 use std::path::Path;
 
@@ -142,6 +143,9 @@ pub struct AuthSection {
     /// may be listed to rotate: any of them is accepted.
     #[serde(deserialize_with = "de_secrets")]
     pub rest_secrets: Vec<Secret<String>>,
+    /// A file with more REST secrets, one per line (`#` comments), added
+    /// after `rest_secrets`; empty = none. Re-read with the config.
+    pub rest_secrets_file: String,
 }
 
 impl Default for AuthSection {
@@ -151,6 +155,7 @@ impl Default for AuthSection {
             nonce_lifetime_secs: 3600,
             users: Vec::new(),
             rest_secrets: Vec::new(),
+            rest_secrets_file: String::new(),
         }
     }
 }

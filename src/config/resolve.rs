@@ -232,6 +232,11 @@ impl FileConfig {
             }
             credentials.add_rest_secret(secret.expose());
         }
+        if !a.rest_secrets_file.trim().is_empty() {
+            for s in super::secrets_file::read(&ctx.file, a.rest_secrets_file.trim())? {
+                credentials.add_rest_secret(s.expose());
+            }
+        }
 
         let al = &self.allocation;
         let default_lifetime = positive_secs(

@@ -16,6 +16,7 @@
 mod client;
 mod harness;
 mod haproxy;
+mod kubernetes;
 mod interop_coturn;
 mod ipv6;
 mod relay_to_relay;
