@@ -36,6 +36,9 @@ pub enum Error {
     },
     /// The server sent something this client cannot use.
     Protocol(&'static str),
+    /// 300 Try Alternate (RFC 8489 §10), authenticated, with its
+    /// ALTERNATE-SERVER addresses (same family as ours first).
+    TryAlternate { method: Method, servers: Vec<SocketAddr> },
 }
 
 impl Error {
@@ -43,6 +46,7 @@ impl Error {
     pub fn code(&self) -> Option<u16> {
         match self {
             Self::Status { code, .. } => Some(*code),
+            Self::TryAlternate { .. } => Some(300),
             _ => None,
         }
     }
@@ -59,6 +63,9 @@ impl fmt::Display for Error {
                 reason,
             } => write!(f, "{method:?} failed: {code} {reason}"),
             Self::Protocol(what) => write!(f, "protocol error: {what}"),
+            Self::TryAlternate { method, servers } => {
+                write!(f, "{method:?}: 300 Try Alternate {servers:?}")
+            }
         }
     }
 }
@@ -320,6 +327,9 @@ impl Client {
                 .get(AttrType::ERROR_CODE)
                 .and_then(|v| decode_error_code(v).ok())
                 .ok_or(Error::Protocol("error response without ERROR-CODE"))?;
+            if code == 300 {
+                return Err(self.try_alternate(method, &msg));
+            }
             let retry = code == 438 || code == 401 && self.nonce.is_empty();
             if !retry {
                 return Err(Error::Status {
@@ -347,6 +357,60 @@ impl Client {
             }
         }
         Err(Error::Protocol("authentication did not converge"))
+    }
+
+    /// A 300's ALTERNATE-SERVER list. Only trusted with a valid
+    /// MESSAGE-INTEGRITY: an unauthenticated redirect could come from anyone
+    /// on the path (RFC 8489 §10 leaves it to the client).
+    fn try_alternate(&self, method: Method, msg: &Message<'_>) -> Error {
+        let Some(key) = self.key else {
+            return Error::Protocol("300 Try Alternate before authentication");
+        };
+        if msg.check_integrity(&key.0).is_err() {
+            return Error::Protocol("300 Try Alternate without valid MESSAGE-INTEGRITY");
+        }
+        let servers = msg
+            .attrs()
+            .filter(|(t, _)| *t == AttrType::ALTERNATE_SERVER)
+            .filter_map(|(_, v)| crate::proto::stun::decode_addr(v).ok())
+            .collect();
+        Error::TryAlternate { method, servers }
+    }
+
+    /// RFC 8489 §10 over UDP: Allocate at `server`, following 300 Try
+    /// Alternate with the same credentials, but never to a server this
+    /// request was already sent to ("it MUST ignore the redirection and
+    /// consider the transaction to have failed"). Returns the client holding
+    /// the allocation and every server tried, in order.
+    pub fn allocate_udp_following(
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> (Result<Self, Error>, Vec<SocketAddr>) {
+        let mut tried = vec![server];
+        loop {
+            let Some(&to) = tried.last() else {
+                return (Err(Error::Protocol("no server")), tried);
+            };
+            let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let sock = match UdpSocket::bind(bind) {
+                Ok(s) => s,
+                Err(e) => return (Err(e.into()), tried),
+            };
+            let mut c = Self::udp(sock, to, username, password);
+            match c.allocate() {
+                Ok(_) => return (Ok(c), tried),
+                Err(Error::TryAlternate { method, servers }) => {
+                    let next = servers.iter().find(|a| a.is_ipv4() == to.is_ipv4());
+                    match next {
+                        // At most 8 servers: the list comes from the network.
+                        Some(a) if !tried.contains(a) && tried.len() < 8 => tried.push(*a),
+                        _ => return (Err(Error::TryAlternate { method, servers }), tried),
+                    }
+                }
+                Err(e) => return (Err(e), tried),
+            }
+        }
     }
 
     /// Binding over this client's transport: the mapped address.

@@ -13,6 +13,7 @@
 //! `TERN_REQUIRE_INTEROP=1` (set by `.ci/run`) turns a missing coturn tool
 //! into a failure instead of a loud skip.
 
+mod alternate;
 mod client;
 mod harness;
 mod haproxy;
