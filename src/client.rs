@@ -38,7 +38,10 @@ pub enum Error {
     Protocol(&'static str),
     /// 300 Try Alternate (RFC 8489 §10), authenticated, with its
     /// ALTERNATE-SERVER addresses (same family as ours first).
-    TryAlternate { method: Method, servers: Vec<SocketAddr> },
+    TryAlternate {
+        method: Method,
+        servers: Vec<SocketAddr>,
+    },
 }
 
 impl Error {

@@ -49,7 +49,10 @@ mod tests {
 
         std::fs::write(&p, "# nothing\n\n").unwrap();
         let e = read("t.toml", p.to_str().unwrap()).unwrap_err().to_string();
-        assert!(e.contains("auth.rest_secrets_file") && e.contains("no secret"), "{e}");
+        assert!(
+            e.contains("auth.rest_secrets_file") && e.contains("no secret"),
+            "{e}"
+        );
         assert!(!e.contains("nothing"), "file content is not echoed: {e}");
 
         let e = read("t.toml", "/nonexistent/tern").unwrap_err().to_string();

@@ -12,7 +12,10 @@ use crate::harness::{PASS, TestServer, USER, is_coturn, settings};
 
 /// A UDP port that was free a moment ago.
 fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// One worker, so "over the soft limit" does not wait for the driver's

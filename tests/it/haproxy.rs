@@ -164,7 +164,12 @@ impl Haproxy {
             .unwrap()
             .write_all(cfg.as_bytes())
             .unwrap();
-        let check = Command::new(bin).arg("-c").arg("-f").arg(&path).output().unwrap();
+        let check = Command::new(bin)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(
             check.status.success(),
             "haproxy -c rejected the config:\n{cfg}\n{}",

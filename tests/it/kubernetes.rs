@@ -244,7 +244,10 @@ fn mounted_configs_pass_check_config() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 2, "expected the DaemonSet and in-cluster ConfigMaps");
+    assert_eq!(
+        checked, 2,
+        "expected the DaemonSet and in-cluster ConfigMaps"
+    );
 }
 
 #[test]

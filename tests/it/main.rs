@@ -15,11 +15,11 @@
 
 mod alternate;
 mod client;
-mod harness;
 mod haproxy;
-mod kubernetes;
+mod harness;
 mod interop_coturn;
 mod ipv6;
+mod kubernetes;
 mod relay_to_relay;
 mod security;
 mod stun_binding;

@@ -63,7 +63,11 @@ fn over_the_soft_limit_redirects_in_rotation_and_keeps_allocations() {
         got.push(alternates_of(&t.request(from, &req)));
     }
     assert_eq!(got, [[addr(B)], [addr(C)], [addr(B)], [addr(C)]]);
-    assert_eq!(t.server.allocation_count(), 1, "no allocation for a redirect");
+    assert_eq!(
+        t.server.allocation_count(),
+        1,
+        "no allocation for a redirect"
+    );
     assert_eq!(t.server.stats().redirected, 4);
     // The existing allocation is untouched: Refresh still succeeds.
     expect_success(&t.refresh(first, Some(600)), Method::REFRESH);
@@ -125,7 +129,10 @@ fn draining_redirects_without_a_soft_limit_and_stops_when_undrained() {
     let req = allocate_req(&mut t, &from);
     assert_eq!(alternates_of(&t.request(from, &req)), [addr(B)]);
     // Other requests go on while draining.
-    expect_success(&t.refresh(client_n(1, Transport::Udp), None), Method::REFRESH);
+    expect_success(
+        &t.refresh(client_n(1, Transport::Udp), None),
+        Method::REFRESH,
+    );
     t.server.set_draining(false);
     t.allocate(from);
 }
