@@ -280,7 +280,9 @@ fn haproxy_per_ip_limits_count_each_client_not_the_balancer() {
         }
     }
     // A third connection from one of them is over its own limit: tern
-    // closes it, so the Binding gets no answer.
+    // closes it, so the Binding gets no answer. (Limits are per node:
+    // `balance source` sends all three to the same one; with round robin
+    // the third lands where the client has one connection, and is served.)
     let mut third = Client::tcp(connect_from(client_ip(3), lb.tcp), USER, PASS);
     assert!(
         third.binding().is_err(),
