@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::ops::RangeInclusive;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use socket2::{Domain, Socket, Type};
 use tern::client::Client;
 use tern::settings::TlsSettings;
 
-use crate::harness::{ChildGuard, IO_TIMEOUT, PASS, USER, require_tool, settings};
+use crate::harness::{ChildGuard, IO_TIMEOUT, PASS, USER, settings};
 
 /// tern's per-IP TCP connection limit in these tests.
 const PER_IP: usize = 2;
@@ -90,9 +91,9 @@ struct Node {
 }
 
 impl Node {
-    fn start(pki: &Pki) -> Self {
+    fn start(pki: &Pki, per_ip: usize) -> Self {
         let mut s = settings();
-        s.tcp.max_connections_per_ip = PER_IP;
+        s.tcp.max_connections_per_ip = per_ip;
         s.tls = Some(pki.tls_settings());
         // Both listeners are configured as "127.0.0.1:0"; one entry covers both.
         s.proxy_protocol.listen = s.tcp_listen.clone();
@@ -130,19 +131,20 @@ struct Haproxy {
     tls: SocketAddr,
 }
 
-/// A port that was free a moment ago (bind port 0, read it, close).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two frontend addresses on an IP of this HAProxy's own (127.0.2.N), on
+/// ports that were free a moment ago: tests running in parallel never pick
+/// the same frontend.
+fn free_addrs() -> (SocketAddr, SocketAddr) {
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    let ip = Ipv4Addr::new(127, 0, 2, NEXT.fetch_add(1, Ordering::Relaxed));
+    let a = TcpListener::bind((ip, 0)).unwrap();
+    let b = TcpListener::bind((ip, 0)).unwrap();
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
 }
 
 impl Haproxy {
     fn start(bin: &std::path::Path, nodes: &[Node]) -> Self {
-        let tcp: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let tls: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let (tcp, tls) = free_addrs();
         let backend = |name: &str, addr: fn(&tern::io::Handle) -> SocketAddr| {
             let mut b = format!("backend {name}\n    balance source\n    hash-type consistent\n");
             for (i, n) in nodes.iter().enumerate() {
@@ -223,17 +225,18 @@ fn node_of(nodes: &[Node], relay: SocketAddr) -> usize {
         .unwrap_or_else(|| panic!("relay {relay} is in no node's port range"))
 }
 
-fn setup() -> Option<(Pki, Vec<Node>, Haproxy)> {
-    let bin = require_tool("haproxy")?;
+fn setup(per_ip: usize) -> Option<(Pki, Vec<Node>, Haproxy)> {
+    let bin = crate::kubernetes::tool("haproxy", "apt-get install haproxy", true)?;
     let pki = Pki::new();
-    let nodes = vec![Node::start(&pki), Node::start(&pki)];
+    let nodes = vec![Node::start(&pki, per_ip), Node::start(&pki, per_ip)];
     let lb = Haproxy::start(&bin, &nodes);
     Some((pki, nodes, lb))
 }
 
 #[test]
 fn haproxy_tcp_and_tls_report_the_real_client_and_keep_it_on_one_node() {
-    let Some((pki, nodes, lb)) = setup() else {
+    // A roomy limit: a closed connection may still count for a moment.
+    let Some((pki, nodes, lb)) = setup(16) else {
         return;
     };
     for n in 2..6 {
@@ -263,7 +266,7 @@ fn haproxy_tcp_and_tls_report_the_real_client_and_keep_it_on_one_node() {
 
 #[test]
 fn haproxy_per_ip_limits_count_each_client_not_the_balancer() {
-    let Some((_pki, _nodes, lb)) = setup() else {
+    let Some((_pki, _nodes, lb)) = setup(PER_IP) else {
         return;
     };
     // Five clients, two connections each: ten connections from the

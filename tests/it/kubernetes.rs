@@ -52,8 +52,9 @@ fn kinds(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// A tool from PATH; missing → panic under TERN_REQUIRE_INTEROP=1, else a loud skip.
-fn tool(name: &str, install: &str, required: bool) -> Option<PathBuf> {
+/// A tool from PATH; missing → panic under TERN_REQUIRE_INTEROP=1 when
+/// `required`, else a loud skip naming how to install it (`install`).
+pub(crate) fn tool(name: &str, install: &str, required: bool) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|d| d.join(name))
