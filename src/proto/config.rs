@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::proto::auth::Credentials;
 use crate::proto::channel_data::ChannelRange;
 use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::turn::Alternates;
 
 /// Everything the sans-IO core needs to know. Built once (by
 /// `crate::config` for the server), shared by all workers through an
@@ -37,6 +38,8 @@ pub struct Config {
     pub relay_ipv6: bool,
     /// Channel numbers ChannelBind may use and ChannelData may carry.
     pub channel_range: ChannelRange,
+    /// Other nodes and the soft limit for 300 Try Alternate (`[cluster]`).
+    pub alternates: Alternates,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -89,6 +92,7 @@ impl Config {
             relay_ipv4: true,
             relay_ipv6: false,
             channel_range: ChannelRange::default(),
+            alternates: Alternates::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 )]
 
 mod allocate;
+mod alternate;
 mod auth;
 mod permission;
 mod refresh;
