@@ -19,6 +19,8 @@ use crate::proto::peer_policy::PeerPolicy;
 use crate::secret::Secret;
 use crate::settings::{ProxyProtocol, Settings, TcpLimits, TlsSettings};
 
+mod nat;
+
 /// Values given on the command line; each replaces the file's value
 /// (repeatable flags replace the whole list, they do not append).
 /// Strings are checked by `resolve` exactly like file values, and errors
@@ -320,6 +322,7 @@ impl FileConfig {
             peer_policy.add_relay_ip(ip);
         }
 
+        let (nat_discovery, udp_alternates) = nat::resolve(&ctx, s, &listen, advertised_ip)?;
         let tcp_listen: &[SocketAddr] = if s.tcp { &listen } else { &[] };
         let tls = self.resolve_tls(&ctx, tcp_listen)?;
         let proxy_protocol = self.resolve_proxy(
@@ -335,7 +338,11 @@ impl FileConfig {
             sw => Some(sw.to_owned()),
         };
         Ok(Settings {
-            udp_listen: if s.udp { listen.clone() } else { Vec::new() },
+            udp_listen: if s.udp {
+                [&listen[..], &udp_alternates].concat()
+            } else {
+                Vec::new()
+            },
             tcp_listen: if s.tcp { listen } else { Vec::new() },
             relay_ip,
             advertised_ip,
@@ -368,6 +375,7 @@ impl FileConfig {
                 limits,
                 relay_ipv4: relay_ip.is_ipv4(),
                 relay_ipv6: relay_ip.is_ipv6() || relay_ip6.is_some(),
+                nat_discovery,
             },
         })
     }

@@ -29,6 +29,22 @@ pub struct Config {
     /// Relay address families this server has (REQUESTED-ADDRESS-FAMILY; 440 otherwise).
     pub relay_ipv4: bool,
     pub relay_ipv6: bool,
+    /// RFC 5780 NAT behaviour discovery (`[server] alternate_listen`); `None` = off.
+    pub nat_discovery: Option<NatDiscovery>,
+}
+
+/// The two local addresses of RFC 5780 NAT behaviour discovery. The server
+/// listens (UDP) on all four combinations of their IPs and ports.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NatDiscovery {
+    /// (IP1, P1): the primary listen address.
+    pub primary: std::net::SocketAddr,
+    /// (IP2, P2): IP and port both differ from `primary`.
+    pub alternate: std::net::SocketAddr,
+    /// What clients see as IP1 (the advertised IP behind a 1:1 NAT, else IP1).
+    pub public_primary: std::net::IpAddr,
+    /// What clients see as IP2.
+    pub public_alternate: std::net::IpAddr,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -77,6 +93,7 @@ impl Config {
             limits: Limits::default(),
             relay_ipv4: true,
             relay_ipv6: false,
+            nat_discovery: None,
         }
     }
 }

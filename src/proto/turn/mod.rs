@@ -15,6 +15,7 @@
 
 mod allocate;
 mod allocation;
+mod nat_discovery;
 mod permission;
 mod quota;
 mod relay;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use allocation::{Allocation, FiveTuple, Transport};
+pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use quota::QuotaLedger;
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 

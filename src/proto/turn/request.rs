@@ -130,13 +130,17 @@ impl Server {
             self.error(now, req, 400, ErrExtra::None, None);
             return;
         };
-        let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known].concat());
+        let nat = match req.method {
+            Method::BINDING => self.nat_attrs(&from),
+            _ => &[],
+        };
+        let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known, nat].concat());
         if n > 0 {
             self.error(now, req, 420, ErrExtra::Unknown(&unknown[..n]), None);
             return;
         }
         if req.method == Method::BINDING {
-            self.binding(req);
+            self.binding(now, req, msg);
             return;
         }
         let Some(auth) = self.authenticate(now, req, msg) else {
@@ -158,14 +162,6 @@ impl Server {
             // invariant: known_attrs returned Some only for the methods above and Binding.
             _ => self.error(now, req, 400, ErrExtra::None, Some(auth.key)),
         }
-    }
-
-    /// RFC 8489 §7.3.1: success with XOR-MAPPED-ADDRESS (and FINGERPRINT).
-    fn binding(&mut self, req: Req) {
-        let client = req.from.client;
-        self.reply(None, req, Class::Success, None, |w| {
-            w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
-        });
     }
 
     /// The long-term credential check of RFC 8489 §9.2.4. Returns `None`

@@ -2,6 +2,7 @@
 
 mod allocate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod relay;
 
