@@ -20,6 +20,7 @@ mod http;
 mod interop_coturn;
 mod ipv6;
 mod issuer;
+mod nat_discovery;
 mod relay_to_relay;
 mod security;
 mod stun_binding;
