@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod client_nat;
 pub mod cmd;
 pub mod config;
 pub mod io;

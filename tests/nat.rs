@@ -44,6 +44,8 @@
 
 #[path = "nat/client.rs"]
 mod client;
+#[path = "nat/discovery.rs"]
+mod discovery;
 #[path = "nat/netns.rs"]
 mod netns;
 #[path = "nat/topology.rs"]

@@ -20,8 +20,13 @@ pub(crate) struct Topology {
 
 impl Topology {
     pub(crate) fn build() -> Self {
+        Self::build_tagged("")
+    }
+
+    /// Like `build`; `tag` keeps apart the namespaces of tests that run at once.
+    pub(crate) fn build_tagged(tag: &str) -> Self {
         let pid = std::process::id();
-        let ns = |role: &str| format!("{NS_PREFIX}{pid}-{role}");
+        let ns = |role: &str| format!("{NS_PREFIX}{pid}-{tag}{role}");
         let mut net = Self {
             _namespaces: Vec::new(),
             public: ns("pub"),
