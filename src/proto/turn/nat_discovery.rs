@@ -208,37 +208,13 @@ impl Server {
             alt_ip: !role.alt_ip,
             alt_port: !role.alt_port,
         };
-        let origin = nat.public(source);
-        let other = nat.public(other);
-        let request_len = msg.as_bytes().len();
-        let budget = 4 * request_len;
-        let software = self
-            .config
-            .software
-            .as_ref()
-            .map_or(0, |s| 4 + ((s.len() + 3) & !3));
-        // Header, XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT: always sent.
-        let mut len = 20 + addr_attr_len(client) + software + 8;
-        if asked.padding {
-            len += 4;
-        }
-        let mut extra: [Option<(AttrType, SocketAddr)>; 3] = [None; 3];
-        for (slot, (t, a)) in extra.iter_mut().zip([
-            (AttrType::RESPONSE_ORIGIN, origin),
-            (AttrType::OTHER_ADDRESS, other),
-            (AttrType::MAPPED_ADDRESS, client),
-        ]) {
-            if len + addr_attr_len(a) <= budget {
-                len += addr_attr_len(a);
-                *slot = Some((t, a));
-            }
-        }
-        // The padded response is as long as the request, never longer.
-        let pad = asked
-            .padding
-            .then(|| (request_len.saturating_sub(len) & !3).min(MAX_PADDING))
-            .unwrap_or(0);
-        let mut data = Vec::with_capacity(len + pad);
+        let (extra, pad) = self.plan(
+            msg.as_bytes().len(),
+            client,
+            asked.padding,
+            [nat.public(source), nat.public(other)],
+        );
+        let mut data = Vec::with_capacity(128 + pad);
         let mut w = MessageWriter::new(
             &mut data,
             MessageType::new(req.method, Class::Success),
@@ -261,5 +237,43 @@ impl Server {
             to.client = SocketAddr::new(client.ip(), p);
         }
         self.transmits.push_back(Transmit { to, data });
+    }
+
+    /// Which optional address attributes fit in 4× the request, and the
+    /// PADDING length (the padded response is as long as the request, never
+    /// longer, at most [`MAX_PADDING`]).
+    fn plan(
+        &self,
+        request_len: usize,
+        client: SocketAddr,
+        padding: bool,
+        [origin, other]: [SocketAddr; 2],
+    ) -> ([Option<(AttrType, SocketAddr)>; 3], usize) {
+        let budget = 4 * request_len;
+        let software = self
+            .config
+            .software
+            .as_ref()
+            .map_or(0, |s| 4 + ((s.len() + 3) & !3));
+        // Header, XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT: always sent;
+        // PADDING's header when asked.
+        let mut len = 20 + addr_attr_len(client) + software + 8 + if padding { 4 } else { 0 };
+        let mut extra = [None; 3];
+        for (slot, (t, a)) in extra.iter_mut().zip([
+            (AttrType::RESPONSE_ORIGIN, origin),
+            (AttrType::OTHER_ADDRESS, other),
+            (AttrType::MAPPED_ADDRESS, client),
+        ]) {
+            if len + addr_attr_len(a) <= budget {
+                len += addr_attr_len(a);
+                *slot = Some((t, a));
+            }
+        }
+        let pad = if padding {
+            (request_len.saturating_sub(len) & !3).min(MAX_PADDING)
+        } else {
+            0
+        };
+        (extra, pad)
     }
 }
