@@ -33,8 +33,10 @@ pub struct Config {
     pub nat_discovery: Option<NatDiscovery>,
 }
 
-/// The two local addresses of RFC 5780 NAT behaviour discovery. The server
-/// listens (UDP) on all four combinations of their IPs and ports.
+/// The two local addresses of RFC 5780 NAT behaviour discovery. The driver
+/// must listen (UDP) on all four combinations of their IPs and ports:
+/// responses name the one they leave from in `Transmit::to.server`, and a
+/// response whose address has no listener is not sent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NatDiscovery {
     /// (IP1, P1): the primary listen address.
