@@ -88,6 +88,13 @@ pub struct ServerSection {
     pub coalesce_us: u64,
     /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
     pub software: String,
+    /// RFC 5780 NAT behaviour discovery: a second "IP2:PORT2" whose IP and
+    /// port both differ from the first `listen` address of its family. UDP
+    /// is then also served on IP1:PORT2, IP2:PORT1 and IP2:PORT2; empty = off.
+    pub alternate_listen: String,
+    /// The public IP clients see for IP2 when the server is behind a 1:1
+    /// NAT (required then: `relay.advertised_address` is IP1's); empty = IP2.
+    pub alternate_advertised_address: String,
 }
 
 impl Default for ServerSection {
@@ -99,6 +106,8 @@ impl Default for ServerSection {
             workers: 0,
             coalesce_us: 500,
             software: String::new(),
+            alternate_listen: String::new(),
+            alternate_advertised_address: String::new(),
         }
     }
 }

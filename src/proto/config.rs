@@ -40,6 +40,24 @@ pub struct Config {
     pub channel_range: ChannelRange,
     /// Other nodes and the soft limit for 300 Try Alternate (`[cluster]`).
     pub alternates: Alternates,
+    /// RFC 5780 NAT behaviour discovery (`[server] alternate_listen`); `None` = off.
+    pub nat_discovery: Option<NatDiscovery>,
+}
+
+/// The two local addresses of RFC 5780 NAT behaviour discovery. The driver
+/// must listen (UDP) on all four combinations of their IPs and ports:
+/// responses name the one they leave from in `Transmit::to.server`, and a
+/// response whose address has no listener is not sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NatDiscovery {
+    /// (IP1, P1): the primary listen address.
+    pub primary: std::net::SocketAddr,
+    /// (IP2, P2): IP and port both differ from `primary`.
+    pub alternate: std::net::SocketAddr,
+    /// What clients see as IP1 (the advertised IP behind a 1:1 NAT, else IP1).
+    pub public_primary: std::net::IpAddr,
+    /// What clients see as IP2.
+    pub public_alternate: std::net::IpAddr,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -93,6 +111,7 @@ impl Config {
             relay_ipv6: false,
             channel_range: ChannelRange::default(),
             alternates: Alternates::default(),
+            nat_discovery: None,
         }
     }
 }

@@ -38,6 +38,7 @@ mod issuer;
 mod kubernetes;
 mod layering;
 mod load;
+mod nat_discovery;
 mod netns;
 mod proxy_protocol;
 mod relay_to_relay;

@@ -2,7 +2,7 @@
 //! where every value is checked and turned into its typed form. One file
 //! per table (`server`, `relay`, `auth`, `limits` for `[allocation]` and
 //! `[limits]`, `peers`, `tls` for `[tls]` and `[proxy_protocol]`, `log`,
-//! `cluster`);
+//! `cluster`, `nat` for RFC 5780's `server.alternate_listen`);
 //! `overrides` applies the flags and remembers where each value came from,
 //! `parse` holds the value parsers the tables share.
 //!
@@ -19,6 +19,7 @@ mod auth;
 mod cluster;
 mod limits;
 mod log;
+mod nat;
 mod overrides;
 mod parse;
 mod peers;
@@ -76,8 +77,11 @@ impl FileConfig {
         host: &dyn Host,
     ) -> Result<Settings, ConfigError> {
         let ctx = self.apply(overrides);
-        let listeners = self.resolve_listeners(&ctx)?;
+        let mut listeners = self.resolve_listeners(&ctx)?;
         let relay = self.resolve_relay(&ctx, host)?;
+        let (nat_discovery, nat_udp) =
+            nat::resolve(&ctx, &self.server, &listeners.udp, relay.advertised)?;
+        listeners.udp.extend(nat_udp);
         let auth = self.resolve_auth(&ctx, host)?;
         let (default_lifetime, max_lifetime) = self.resolve_lifetimes(&ctx)?;
         let limits = self.resolve_limits(&ctx)?;
@@ -97,6 +101,7 @@ impl FileConfig {
         proto.peer_policy = peer_policy;
         proto.limits = limits;
         proto.alternates = alternates;
+        proto.nat_discovery = nat_discovery;
         proto.channel_range = if self.allocation.rfc5766_channel_range {
             ChannelRange::Rfc5766
         } else {

@@ -28,6 +28,7 @@ mod allocate;
 mod allocation;
 mod alternate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;
@@ -45,6 +46,7 @@ use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Transport};
 pub use alternate::Alternates;
+pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;

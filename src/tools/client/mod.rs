@@ -14,9 +14,13 @@
 //! - `pipeline::Pipeline`, nonblocking: many UDP sockets, many requests in
 //!   flight, retransmissions on a timer (the setup and teardown of `tern
 //!   load`).
+//!
+//! [`nat`] is separate: RFC 5780 NAT behaviour discovery (mapping and
+//! filtering) with plain Binding requests.
 
 pub mod auth;
 pub mod codec;
+pub mod nat;
 pub mod pipeline;
 pub mod transport;
 

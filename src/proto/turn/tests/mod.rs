@@ -8,6 +8,7 @@
 mod allocate;
 mod alternate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;
