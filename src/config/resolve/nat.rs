@@ -58,6 +58,35 @@ pub(super) fn resolve(
             "a server.listen entry \"IP1:PORT1\" of the same family as IP2",
         ));
     };
+    check_distinct(ctx, raw, primary, alternate)?;
+    let public_alternate = public_alternate(ctx, advertised_ip, adv_raw, alternate)?;
+    let nat = NatDiscovery {
+        primary,
+        alternate,
+        public_primary: advertised_ip
+            .filter(|ip| ip.is_ipv4() == primary.is_ipv4())
+            .unwrap_or(primary.ip()),
+        public_alternate,
+    };
+    let extra = [
+        SocketAddr::new(primary.ip(), alternate.port()),
+        SocketAddr::new(alternate.ip(), primary.port()),
+        alternate,
+    ]
+    .into_iter()
+    .filter(|a| !listen.contains(a))
+    .collect();
+    Ok((Some(nat), extra))
+}
+
+/// IP2:PORT2 against IP1:PORT1: both specific, and IP and port both
+/// different, so the four IP/port combinations are four distinct listeners.
+fn check_distinct(
+    ctx: &Ctx,
+    raw: &str,
+    primary: SocketAddr,
+    alternate: SocketAddr,
+) -> Result<(), ConfigError> {
     let fix = format!(
         "a specific IP and a fixed port in the first server.listen address of that family \
          (now {primary}), and an alternate_listen whose IP and port both differ from it"
@@ -89,7 +118,18 @@ pub(super) fn resolve(
             fix,
         ));
     }
-    let public_alternate = match (advertised_ip, adv_raw) {
+    Ok(())
+}
+
+/// What clients see as IP2: `alternate_advertised_address`, required when
+/// `relay.advertised_address` says the server is behind a 1:1 NAT.
+fn public_alternate(
+    ctx: &Ctx,
+    advertised_ip: Option<IpAddr>,
+    adv_raw: &str,
+    alternate: SocketAddr,
+) -> Result<IpAddr, ConfigError> {
+    Ok(match (advertised_ip, adv_raw) {
         (_, "") if advertised_ip.is_none() => alternate.ip(),
         (Some(pub1), "") => {
             return Err(ctx.err(
@@ -118,24 +158,7 @@ pub(super) fn resolve(
             }
             ip
         }
-    };
-    let nat = NatDiscovery {
-        primary,
-        alternate,
-        public_primary: advertised_ip
-            .filter(|ip| ip.is_ipv4() == primary.is_ipv4())
-            .unwrap_or(primary.ip()),
-        public_alternate,
-    };
-    let extra = [
-        SocketAddr::new(primary.ip(), alternate.port()),
-        SocketAddr::new(alternate.ip(), primary.port()),
-        alternate,
-    ]
-    .into_iter()
-    .filter(|a| !listen.contains(a))
-    .collect();
-    Ok((Some(nat), extra))
+    })
 }
 
 #[cfg(test)]
