@@ -26,7 +26,9 @@
 
 mod allocate;
 mod allocation;
+mod alternate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;
@@ -43,6 +45,8 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Transport};
+pub use alternate::Alternates;
+pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
@@ -219,6 +223,8 @@ pub struct Stats {
     /// Requests answered 400 for a malformed or bid-down
     /// PASSWORD-ALGORITHM(S) or USERHASH (RFC 8489 §9.2.4).
     pub bad_auth_attrs: u64,
+    /// Allocates answered 300 Try Alternate.
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -260,6 +266,7 @@ pub struct Server {
     token_counter: u64,
     stats: Stats,
     unauth_limiter: SourceLimiter,
+    alternate: alternate::AlternateState,
 }
 
 impl Server {
@@ -289,6 +296,7 @@ impl Server {
             events: VecDeque::new(),
             token_counter: 0,
             stats: Stats::default(),
+            alternate: alternate::AlternateState::default(),
         }
     }
 
