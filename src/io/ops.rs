@@ -67,7 +67,6 @@ pub(crate) struct WorkerOps {
     pub(crate) bytes_to_peer: u64,
     /// Relayed payload bytes, peer → client.
     pub(crate) bytes_to_client: u64,
-    pub(crate) draining: bool,
 }
 
 impl WorkerOps {
@@ -84,7 +83,6 @@ impl WorkerOps {
             mailbox,
             bytes_to_peer: 0,
             bytes_to_client: 0,
-            draining: false,
         }
     }
 }
@@ -143,7 +141,7 @@ impl Worker {
     /// Draining: the core refuses new Allocates (403, or 300 with
     /// alternates); everything else goes on.
     fn set_draining(&mut self, draining: bool) {
-        self.ops.draining = draining;
+        self.server.set_draining(draining);
     }
 
     /// `tern_quota_rejections_total{kind}` for an Allocate the driver

@@ -218,6 +218,9 @@ impl Worker {
                 self.next_housekeeping = now.mono + HOUSEKEEPING;
                 self.close_idle(now.mono);
                 self.publish_gauges();
+                // The soft limit of `[cluster]` counts the whole node: the
+                // driver's quota ledger holds every worker's allocations.
+                self.server.set_load(self.shared.quota.total());
             }
             self.drain();
             self.publish(now.mono);

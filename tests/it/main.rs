@@ -24,17 +24,21 @@
     reason = "tests measure deadlines against the real clock; the clock wall is for the server code"
 )]
 
+mod alternate;
 mod browser;
 mod cli;
 mod client;
+mod haproxy;
 mod harness;
 mod http;
 mod import_coturn;
 mod interop_coturn;
 mod ipv6;
 mod issuer;
+mod kubernetes;
 mod layering;
 mod load;
+mod nat_discovery;
 mod netns;
 mod ops;
 mod ops_reload;

@@ -345,6 +345,8 @@ fn sigterm_drains_and_exits_when_the_last_allocation_ends() {
     assert!(ready.body.contains("draining"), "{}", ready.body);
     assert_eq!(tern.metric("tern_draining"), Some(1.0));
 
+    // New allocations are refused (403: no alternate servers configured).
+    assert_eq!(tern.client().allocate().unwrap_err().code(), Some(403));
     // The live allocation goes on: it relays and refreshes.
     relay_round_trips(&mut c, peer.addr, 3);
     c.refresh(600).expect("Refresh while draining");

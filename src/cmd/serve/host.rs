@@ -1,7 +1,7 @@
 //! `SystemHost`: what resolving the config needs from this machine (see
 //! `config::Host`): OS randomness for the nonce key, the interface list for
-//! `relay.address = "auto"`, and the certificate files, loaded as the
-//! driver will load them (`io::tls`).
+//! `relay.address = "auto"`, the certificate files, loaded as the
+//! driver will load them (`io::tls`), and the REST secrets file.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -52,6 +52,10 @@ impl Host for SystemHost {
                 path: e.path,
                 problem: e.problem,
             })
+    }
+
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
     }
 }
 

@@ -34,6 +34,8 @@ pub const FIXED_KEYS: &[&str] = &[
     "server.tcp",
     "server.workers",
     "server.coalesce_us",
+    "server.alternate_listen",
+    "server.alternate_advertised_address",
     "relay.address",
     "relay.advertised_address",
     "relay.ports",
@@ -137,7 +139,7 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
             .as_ref()
             .map(|t| (t.listen.clone(), t.cert.clone(), t.key.clone()))
     };
-    let checks: [(&'static str, bool); 16] = [
+    let checks: [(&'static str, bool); 18] = [
         (
             "server.listen",
             a.udp_listen != b.udp_listen || a.tcp_listen != b.tcp_listen,
@@ -146,6 +148,14 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
         ("server.tcp", fa.server.tcp != fb.server.tcp),
         ("server.workers", a.workers != b.workers),
         ("server.coalesce_us", a.coalesce != b.coalesce),
+        (
+            "server.alternate_listen",
+            fa.server.alternate_listen != fb.server.alternate_listen,
+        ),
+        (
+            "server.alternate_advertised_address",
+            fa.server.alternate_advertised_address != fb.server.alternate_advertised_address,
+        ),
         (
             "relay.address",
             a.relay_ip != b.relay_ip || a.relay_ip6 != b.relay_ip6,

@@ -26,8 +26,10 @@
 
 mod allocate;
 mod allocation;
+mod alternate;
 mod auth;
 mod inspect;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;
@@ -44,7 +46,9 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Traffic, Transport};
+pub use alternate::Alternates;
 pub use inspect::{AllocationView, Gauges};
+pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 
 use crate::proto::config::Config;
@@ -226,6 +230,8 @@ pub struct Stats {
     /// Requests answered 400 for a malformed or bid-down
     /// PASSWORD-ALGORITHM(S) or USERHASH (RFC 8489 §9.2.4).
     pub bad_auth_attrs: u64,
+    /// Allocates answered 300 Try Alternate.
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -267,6 +273,7 @@ pub struct Server {
     token_counter: u64,
     stats: Stats,
     unauth_limiter: SourceLimiter,
+    alternate: alternate::AlternateState,
 }
 
 impl Server {
@@ -296,6 +303,7 @@ impl Server {
             events: VecDeque::new(),
             token_counter: 0,
             stats: Stats::default(),
+            alternate: alternate::AlternateState::default(),
         }
     }
 

@@ -17,8 +17,10 @@
 //! nonces are stateless, coturn's are per 5-tuple and cost one extra round
 //! trip per new socket (as they do for a browser).
 
+use std::net::SocketAddr;
+
 use crate::proto::auth::LongTermKey;
-use crate::proto::stun::{AttrType, Class, Message, MessageWriter, decode_error_code};
+use crate::proto::stun::{AttrType, Class, Message, MessageWriter, decode_addr, decode_error_code};
 use crate::secret::Secret;
 
 use super::Error;
@@ -126,6 +128,23 @@ impl Auth {
         }
         self.learn(msg)?;
         Ok(Verdict::Retry)
+    }
+
+    /// A 300's ALTERNATE-SERVER list. Only trusted with a valid
+    /// MESSAGE-INTEGRITY: an unauthenticated redirect could come from anyone
+    /// on the path (RFC 8489 §10 leaves it to the client).
+    pub fn alternates(&self, msg: &Message<'_>) -> Result<Vec<SocketAddr>, Error> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or(Error::Protocol("300 Try Alternate before authentication"))?;
+        msg.check_integrity(&key.0)
+            .map_err(|_| Error::Protocol("300 Try Alternate without valid MESSAGE-INTEGRITY"))?;
+        Ok(msg
+            .attrs()
+            .filter(|(t, _)| *t == AttrType::ALTERNATE_SERVER)
+            .filter_map(|(_, v)| decode_addr(v).ok())
+            .collect())
     }
 
     /// Takes REALM and NONCE from a 401/438; derives the key when the realm

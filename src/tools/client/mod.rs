@@ -14,9 +14,13 @@
 //! - `pipeline::Pipeline`, nonblocking: many UDP sockets, many requests in
 //!   flight, retransmissions on a timer (the setup and teardown of `tern
 //!   load`).
+//!
+//! [`nat`] is separate: RFC 5780 NAT behaviour discovery (mapping and
+//! filtering) with plain Binding requests.
 
 pub mod auth;
 pub mod codec;
+pub mod nat;
 pub mod pipeline;
 pub mod transport;
 
@@ -50,6 +54,12 @@ pub enum Error {
     },
     /// The server sent something this client cannot use.
     Protocol(&'static str),
+    /// 300 Try Alternate (RFC 8489 §10), authenticated, with its
+    /// ALTERNATE-SERVER addresses (same family as ours first).
+    TryAlternate {
+        method: Method,
+        servers: Vec<SocketAddr>,
+    },
 }
 
 impl Error {
@@ -57,6 +67,7 @@ impl Error {
     pub fn code(&self) -> Option<u16> {
         match self {
             Self::Status { code, .. } => Some(*code),
+            Self::TryAlternate { .. } => Some(300),
             _ => None,
         }
     }
@@ -73,6 +84,9 @@ impl fmt::Display for Error {
                 reason,
             } => write!(f, "{method:?} failed: {code} {reason}"),
             Self::Protocol(what) => write!(f, "protocol error: {what}"),
+            Self::TryAlternate { method, servers } => {
+                write!(f, "{method:?}: 300 Try Alternate {servers:?}")
+            }
         }
     }
 }
@@ -214,6 +228,10 @@ impl Client {
             match self.auth.judge(&msg, signed, retries)? {
                 Verdict::Success => return Ok(resp),
                 Verdict::Retry => retries += 1,
+                Verdict::Failed { code: 300, .. } => {
+                    let servers = self.auth.alternates(&msg)?;
+                    return Err(Error::TryAlternate { method, servers });
+                }
                 Verdict::Failed { code, reason } => {
                     return Err(Error::Status {
                         method,
@@ -221,6 +239,42 @@ impl Client {
                         reason: reason.to_owned(),
                     });
                 }
+            }
+        }
+    }
+
+    /// RFC 8489 §10 over UDP: Allocate at `server`, following 300 Try
+    /// Alternate with the same credentials, but never to a server this
+    /// request was already sent to ("it MUST ignore the redirection and
+    /// consider the transaction to have failed"). Returns the client holding
+    /// the allocation and every server tried, in order.
+    pub fn allocate_udp_following(
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> (Result<Self, Error>, Vec<SocketAddr>) {
+        let mut tried = vec![server];
+        loop {
+            let Some(&to) = tried.last() else {
+                return (Err(Error::Protocol("no server")), tried);
+            };
+            let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let sock = match UdpSocket::bind(bind) {
+                Ok(s) => s,
+                Err(e) => return (Err(e.into()), tried),
+            };
+            let mut c = Self::udp(sock, to, username, password);
+            match c.allocate() {
+                Ok(_) => return (Ok(c), tried),
+                Err(Error::TryAlternate { method, servers }) => {
+                    let next = servers.iter().find(|a| a.is_ipv4() == to.is_ipv4());
+                    match next {
+                        // At most 8 servers: the list comes from the network.
+                        Some(a) if !tried.contains(a) && tried.len() < 8 => tried.push(*a),
+                        _ => return (Err(Error::TryAlternate { method, servers }), tried),
+                    }
+                }
+                Err(e) => return (Err(e), tried),
             }
         }
     }

@@ -42,6 +42,7 @@
 //! namespaces left by a killed earlier run are removed at start.
 //! Only addresses inside the namespaces created here are ever used.
 
+mod discovery;
 mod topology;
 
 use std::collections::HashSet;
@@ -78,7 +79,7 @@ fn nat_traversal() {
     }
     let t0 = Instant::now();
     remove_stale_namespaces(NS_PREFIX);
-    let net = Topology::build();
+    let net = Topology::build(NS_PREFIX);
     let tern = Tern::start(&net);
     eprintln!("nat: topology and tern up in {:?}", t0.elapsed());
 

@@ -6,8 +6,10 @@
 )]
 
 mod allocate;
+mod alternate;
 mod auth;
 mod inspect;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 
 use super::super::namespace::{Netns, Tern, in_netns, output, run, tcp_in, udp_in};
-use super::{NS_PREFIX, PASS, PORT, PORT2, R1_WAN, R2_WAN, REALM, TERN_IP, USER};
+use super::{PASS, PORT, PORT2, R1_WAN, R2_WAN, REALM, TERN_IP, USER};
 
 /// The namespaces; dropping it deletes them all (which removes their veths).
 pub(crate) struct Topology {
@@ -19,9 +19,11 @@ pub(crate) struct Topology {
 }
 
 impl Topology {
-    pub(crate) fn build() -> Self {
+    /// The namespaces are named `{prefix}{PID}-{role}`; each test passes its
+    /// own prefix (as to `remove_stale_namespaces`), so tests run at once.
+    pub(crate) fn build(prefix: &str) -> Self {
         let pid = std::process::id();
-        let ns = |role: &str| format!("{NS_PREFIX}{pid}-{role}");
+        let ns = |role: &str| format!("{prefix}{pid}-{role}");
         let mut net = Self {
             _namespaces: Vec::new(),
             public: ns("pub"),
