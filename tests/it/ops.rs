@@ -34,14 +34,15 @@ fn free_port(udp: bool) -> u16 {
     }
 }
 
-/// The `[auth]` and `[peers]` part of a config: users, REST secrets, and
-/// the peers allowed (loopback for the echo peer).
+/// What the tests vary in the config: users, REST secrets, the peers
+/// allowed (loopback for the echo peer) and denied, the drain timeout.
 #[derive(Clone)]
 pub(crate) struct Policy {
     pub(crate) users: Vec<(&'static str, &'static str)>,
     pub(crate) secrets: Vec<String>,
     pub(crate) allow: Vec<&'static str>,
     pub(crate) deny: Vec<String>,
+    pub(crate) drain_timeout_secs: u64,
 }
 
 impl Default for Policy {
@@ -51,6 +52,7 @@ impl Default for Policy {
             secrets: vec![],
             allow: vec!["127.0.0.0/8"],
             deny: vec![],
+            drain_timeout_secs: 60,
         }
     }
 }
@@ -110,7 +112,7 @@ impl Tern {
         let allow: Vec<String> = p.allow.iter().map(|s| format!("\"{s}\"")).collect();
         let deny: Vec<String> = p.deny.iter().map(|s| format!("\"{s}\"")).collect();
         let text = format!(
-            "[server]\nlisten = [\"{server}\"]\ntcp = false\nworkers = 1\ndrain_timeout_secs = 60\n\
+            "[server]\nlisten = [\"{server}\"]\ntcp = false\nworkers = 1\ndrain_timeout_secs = {drain}\n\
              [relay]\naddress = \"127.0.0.1\"\nports = \"{lo}-{hi}\"\n\
              [auth]\nusers = [{users}]\nrest_secrets = [{secrets}]\n\
              [peers]\nallow = [{allow}]\ndeny = [{deny}]\n\
@@ -122,6 +124,7 @@ impl Tern {
             secrets = secrets.join(", "),
             allow = allow.join(", "),
             deny = deny.join(", "),
+            drain = p.drain_timeout_secs,
             admin = self.admin,
         );
         // Write then rename, so a reload never reads half a file.
@@ -387,6 +390,22 @@ fn wait_status(tern: &Tern, path: &str, status: u16) {
         assert!(Instant::now() < deadline, "{path} never answered {status}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `server.drain_timeout_secs = 0`: SIGTERM stops at once although an
+/// allocation is alive (the drain deadline is now).
+#[test]
+fn drain_timeout_zero_stops_at_once() {
+    let policy = Policy {
+        drain_timeout_secs: 0,
+        ..Policy::default()
+    };
+    let mut tern = Tern::spawn(&policy, None);
+    tern.wait_ready();
+    let mut c = tern.client();
+    c.allocate().expect("Allocate");
+    tern.signal(libc::SIGTERM);
+    assert_eq!(tern.wait_exit(Duration::from_secs(20)), Some(0));
 }
 
 /// Reads notify datagrams until one contains `want`; returns it.

@@ -48,6 +48,7 @@ fn ten_sighup_reloads_under_load_lose_nothing() {
             secrets: vec![format!("secret-{i}")],
             allow: vec!["127.0.0.0/8"],
             deny: vec![format!("10.{i}.0.0/16")],
+            ..Policy::default()
         };
         tern.write_config(&policy, "");
         tern.signal(libc::SIGHUP);
