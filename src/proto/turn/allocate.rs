@@ -36,6 +36,39 @@ impl Server {
         })
     }
 
+    /// The relay families an Allocate asks for: (IPv6 first, dual), or the
+    /// error it gets (RFC 8656 §7.2).
+    fn requested_families(&self, msg: &Message<'_>) -> Result<(bool, bool), ErrorCode> {
+        let even = msg.get(AttrType::EVEN_PORT);
+        let token = msg.get(AttrType::RESERVATION_TOKEN);
+        let family = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY);
+        let additional = msg.get(AttrType::ADDITIONAL_ADDRESS_FAMILY);
+        // RFC 8656 §7.2: RESERVATION-TOKEN excludes EVEN-PORT and both
+        // family attributes; the two family attributes exclude each other.
+        if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
+            || family.is_some() && additional.is_some()
+        {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let ipv6 = match family.map(parse_family) {
+            None => false,
+            Some(Ok(v6)) => v6,
+            Some(Err(code)) => return Err(code),
+        };
+        // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
+        let dual = match additional.map(parse_family) {
+            None => false,
+            Some(Ok(true)) => true,
+            Some(Ok(false) | Err(_)) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        // A token brings its reserved address, family included.
+        if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
+        {
+            return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED);
+        }
+        Ok((ipv6, dual))
+    }
+
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
         let key = Some(auth.key);
         if self.by_client.contains_key(&req.from) {
@@ -59,35 +92,12 @@ impl Server {
         if transport[0] != PROTO_UDP {
             return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key);
         }
+        let (ipv6, dual) = match self.requested_families(msg) {
+            Ok(f) => f,
+            Err(code) => return self.reject(now, req, code, key),
+        };
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
-        let family = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY);
-        let additional = msg.get(AttrType::ADDITIONAL_ADDRESS_FAMILY);
-        // RFC 8656 §7.2: RESERVATION-TOKEN excludes EVEN-PORT and both
-        // family attributes; the two family attributes exclude each other.
-        if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
-            || family.is_some() && additional.is_some()
-        {
-            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
-        }
-        let ipv6 = match family.map(parse_family) {
-            None => false,
-            Some(Ok(v6)) => v6,
-            Some(Err(code)) => return self.reject(now, req, code, key),
-        };
-        // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
-        let dual = match additional.map(parse_family) {
-            None => false,
-            Some(Ok(true)) => true,
-            Some(Ok(false) | Err(_)) => {
-                return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
-            }
-        };
-        // A token brings its reserved address, family included.
-        if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
-        {
-            return self.reject(now, req, ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED, key);
-        }
         let Ok(lifetime) = self.lifetime(msg, true) else {
             return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
