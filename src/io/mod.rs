@@ -32,6 +32,7 @@ mod socket_id;
 mod sockets;
 mod stream;
 mod tcp;
+mod tcp_relay;
 pub mod tls;
 mod udp;
 mod worker;

@@ -264,6 +264,17 @@ impl Worker {
             Command::ReleaseRelay { relay } => self.release_relay(relay),
             Command::ReleaseReservation { token } => self.shared.reservations.release(token),
             Command::ReleaseRelayFamily { relay, ipv6 } => self.release_relay_family(relay, ipv6),
+            Command::ListenTcpRelay {
+                relay,
+                username,
+                ipv6,
+            } => {
+                let result = self.listen_tcp_relay(relay, &username, ipv6);
+                self.server.handle_relay_bound(clock::now(), relay, result);
+            }
+            Command::ConnectPeer { relay, id, peer } => self.connect_peer(relay, id, peer),
+            Command::ClosePeer { id } => self.close_peer(id),
+            Command::SpliceConnections { id, data } => self.splice(id, data),
         }
     }
 }
