@@ -56,7 +56,7 @@ pub struct Handle {
     tls: Vec<SocketAddr>,
     certs: Option<Arc<tls::CertResolver>>,
     shutdown: Arc<AtomicBool>,
-    wakers: Vec<mio::Waker>,
+    wakers: Vec<Arc<mio::Waker>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -123,6 +123,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         limits,
         quota,
         reservations: Arc::default(),
+        handoff: Arc::default(),
     };
     let (wakers, threads) = spawn_workers(&proto, &shared, listeners.per_worker)?;
     Ok(Handle {
@@ -142,13 +143,13 @@ fn spawn_workers(
     proto: &Arc<crate::proto::config::Config>,
     shared: &worker::Shared,
     per_worker: Vec<listeners::WorkerListeners>,
-) -> io::Result<(Vec<mio::Waker>, Vec<JoinHandle<()>>)> {
+) -> io::Result<(Vec<Arc<mio::Waker>>, Vec<JoinHandle<()>>)> {
     let rng = SystemRandom::new();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
     for (i, (udp, streams)) in per_worker.into_iter().enumerate() {
         let poll = mio::Poll::new()?;
-        wakers.push(worker::waker(&poll)?);
+        wakers.push(Arc::new(worker::waker(&poll)?));
         // Each shard keys its own RESERVATION-TOKENs (see proto::turn).
         let mut key = [0u8; 32];
         rng.fill(&mut key)
@@ -163,6 +164,7 @@ fn spawn_workers(
             streams,
             shared: shared.clone(),
             seed,
+            index: i,
         })?;
         threads.push(
             std::thread::Builder::new()
@@ -170,5 +172,6 @@ fn spawn_workers(
                 .spawn(move || w.run())?,
         );
     }
+    shared.handoff.set_wakers(wakers.clone());
     Ok((wakers, threads))
 }

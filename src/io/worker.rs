@@ -34,6 +34,7 @@ use super::shared::{QuotaLedger, Reservations};
 use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ConnLimits, ListenerKind};
+use super::tcp_relay::{Handoff, TcpRelays};
 use super::udp::{RecvBufs, SendBatch, Sock};
 use crate::proto::turn::{Command, HEADROOM, RelayId, Server, TAILROOM};
 use crate::settings::Settings;
@@ -60,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) quota: Arc<QuotaLedger>,
     /// Ports held for RESERVATION-TOKENs; any worker may claim one.
     pub(crate) reservations: Arc<Reservations>,
+    /// CONNECTION-ID owners and the inboxes ConnectionBind connections
+    /// move through (RFC 6062; see `tcp_relay.rs`).
+    pub(crate) handoff: Arc<Handoff>,
 }
 
 /// Everything one worker is built from.
@@ -73,6 +77,8 @@ pub(crate) struct WorkerParts {
     pub(crate) shared: Shared,
     /// Seeds the relay port probe order.
     pub(crate) seed: u64,
+    /// This worker's position (its inbox in `Shared::handoff`).
+    pub(crate) index: usize,
 }
 
 /// The relay socket(s) of one allocation, by family (IPv4, IPv6), and the
@@ -105,6 +111,10 @@ pub(crate) struct Worker {
     /// Datagrams handled since the last poll (for coalescing).
     pub(super) handled: usize,
     pub(super) seed: u64,
+    /// This worker's position among the workers.
+    pub(super) index: usize,
+    /// TCP allocations: relay listeners, peer connections, splices.
+    pub(super) tcp_relay: TcpRelays,
     next_housekeeping: Instant,
 }
 
@@ -117,6 +127,7 @@ impl Worker {
             streams,
             shared,
             seed,
+            index,
         } = parts;
         let mut udp_socks = Vec::new();
         for (i, (s, addr)) in udp.into_iter().enumerate() {
@@ -154,6 +165,8 @@ impl Worker {
             ready: Vec::new(),
             handled: 0,
             seed,
+            index,
+            tcp_relay: TcpRelays::default(),
             next_housekeeping: clock::mono() + HOUSEKEEPING,
         })
     }
@@ -219,11 +232,13 @@ impl Worker {
     /// Dispatches readiness of one socket to its room.
     fn readable(&mut self, id: SocketId, readable: bool, writable: bool) {
         match id {
-            SocketId::Waker => {}
+            SocketId::Waker => self.take_handoffs(),
             SocketId::Udp(i) => self.udp_readable(i),
             SocketId::Relay { slot, ipv6 } => self.relay_readable(slot, ipv6),
             SocketId::StreamListener(i) => self.accept(i),
             SocketId::Conn(i) => self.conn_event(i, readable, writable),
+            SocketId::TcpRelay { slot } => self.tcp_relay_accept(slot),
+            SocketId::Peer(i) => self.peer_event(i, readable, writable),
         }
     }
 

@@ -30,4 +30,5 @@ mod relay_to_relay;
 mod security;
 mod selfcheck;
 mod stun_binding;
+mod tcp_relay;
 mod turn_webrtc_rs;
