@@ -287,3 +287,51 @@ fn tcp_allocation_rules() {
     control.allocate_tcp();
     assert_eq!(control.connect_peer(closed), Err(447));
 }
+
+/// coturn's `turnutils_uclient -T`: TCP to the server and TCP relays
+/// (`-T` implies `-t`, `-y` client-to-client and `-c`): each session pair
+/// allocates two TCP relays, one Connects to the other's relayed address,
+/// the other gets a ConnectionAttempt, both ConnectionBind, and messages
+/// flow relay to relay. Zero loss is required.
+#[test]
+fn uclient_tcp_relay() {
+    let Some(tool) = crate::harness::require_tool("turnutils_uclient") else {
+        return;
+    };
+    let server = TestServer::start();
+    let (sessions, messages) = (4u64, 50u64);
+    let out = crate::harness::run_tool(
+        std::process::Command::new(tool)
+            .args(["-T", "-u", USER, "-w", PASS])
+            .args(["-p", &server.tcp.port().to_string()])
+            .args(["-m", &sessions.to_string(), "-n", &messages.to_string()])
+            .arg("127.0.0.1"),
+        std::time::Duration::from_secs(60),
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(out.success(), "turnutils_uclient -T failed\n{out}");
+    let after = |line: &str, key: &str| -> Option<u64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let summary = text
+        .lines()
+        .rfind(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))
+        .unwrap_or_else(|| panic!("no totals in the uclient output\n{out}"));
+    let lost = text
+        .lines()
+        .rfind(|l| l.contains("Total lost packets"))
+        .and_then(|l| after(l, "Total lost packets "));
+    let sent = after(summary, "tot_send_msgs=");
+    let received = after(summary, "tot_recv_msgs=");
+    assert_eq!(
+        sent,
+        Some(sessions * messages),
+        "uclient did not send all\n{out}"
+    );
+    assert_eq!(sent, received, "not every message arrived\n{out}");
+    assert_eq!(lost, Some(0), "uclient reports loss\n{out}");
+}
