@@ -24,6 +24,7 @@
 pub(crate) mod clock;
 mod datagrams;
 mod events;
+mod handoff;
 mod listeners;
 mod relays;
 pub(crate) mod shared;
@@ -137,13 +138,16 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     })
 }
 
+/// One waker per worker: shutdown, and connections handed between workers.
+type Wakers = Vec<Arc<mio::Waker>>;
+
 /// Starts one worker thread per listener set, each with its own core
 /// (`Server`) keyed with fresh random bytes.
 fn spawn_workers(
     proto: &Arc<crate::proto::config::Config>,
     shared: &worker::Shared,
     per_worker: Vec<listeners::WorkerListeners>,
-) -> io::Result<(Vec<Arc<mio::Waker>>, Vec<JoinHandle<()>>)> {
+) -> io::Result<(Wakers, Vec<JoinHandle<()>>)> {
     let rng = SystemRandom::new();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();

@@ -16,24 +16,22 @@
 //! # Which worker
 //! A ConnectionBind arrives on a new TCP connection, which SO_REUSEPORT may
 //! give to any worker. The worker that owns the CONNECTION-ID files it in
-//! [`Handoff`]; a worker that gets a ConnectionBind for an id it does not
+//! `handoff.rs`; a worker that gets a ConnectionBind for an id it does not
 //! own moves the whole connection (socket, TLS session, unread bytes) to
 //! the owner's inbox and wakes it. The core never sees other shards.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
 
+use mio::Interest;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::clock;
 use super::shared::QuotaHold;
 use super::slots::Slots;
 use super::socket_id::SocketId;
-use super::tcp::Conn;
 use super::worker::Worker;
 use crate::proto::stun::{AttrType, Class, Message, Method};
 use crate::proto::turn::{BindError, ConnectFailed, ConnectionId, FiveTuple, RelayBound, RelayId};
@@ -67,6 +65,10 @@ struct PeerSide {
     data: Option<usize>,
     /// Bytes from the client not yet written to the peer.
     wbuf: Vec<u8>,
+    /// The client is not read until `wbuf` drains below the bound.
+    client_paused: bool,
+    /// The peer is not read until the client's queue drains below the bound.
+    peer_paused: bool,
 }
 
 /// The TCP relay state of one worker.
@@ -85,57 +87,6 @@ impl TcpRelays {
     pub(super) fn is_spliced(&self, conn: usize) -> bool {
         self.spliced.contains_key(&conn)
     }
-}
-
-/// Which worker owns which CONNECTION-ID, and the inboxes connections are
-/// moved through. Touched once per connection, never per byte.
-#[derive(Default)]
-pub(crate) struct Handoff {
-    owners: Mutex<HashMap<ConnectionId, usize>>,
-    inboxes: Mutex<HashMap<usize, Vec<Conn>>>,
-    wakers: OnceLock<Vec<Arc<Waker>>>,
-}
-
-impl std::fmt::Debug for Handoff {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Handoff")
-    }
-}
-
-impl Handoff {
-    /// Called once all workers have their wakers.
-    pub(crate) fn set_wakers(&self, wakers: Vec<Arc<Waker>>) {
-        let _ = self.wakers.set(wakers);
-    }
-
-    fn own(&self, id: ConnectionId, worker: usize) {
-        lock(&self.owners).insert(id, worker);
-    }
-
-    fn disown(&self, id: ConnectionId) {
-        lock(&self.owners).remove(&id);
-    }
-
-    fn owner(&self, id: ConnectionId) -> Option<usize> {
-        lock(&self.owners).get(&id).copied()
-    }
-
-    /// Puts `conn` in `worker`'s inbox and wakes it; false if it cannot.
-    fn send(&self, worker: usize, conn: Conn) -> bool {
-        let Some(waker) = self.wakers.get().and_then(|w| w.get(worker)) else {
-            return false;
-        };
-        lock(&self.inboxes).entry(worker).or_default().push(conn);
-        waker.wake().is_ok()
-    }
-
-    fn take(&self, worker: usize) -> Vec<Conn> {
-        lock(&self.inboxes).remove(&worker).unwrap_or_default()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A TCP socket bound to `local` with SO_REUSEADDR and SO_REUSEPORT, so
@@ -251,6 +202,8 @@ impl Worker {
             connecting,
             data: None,
             wbuf: Vec::new(),
+            client_paused: false,
+            peer_paused: false,
         };
         let idx = self.tcp_relay.peers.insert(side);
         let token = SocketId::Peer(idx).token();
@@ -381,9 +334,11 @@ impl Worker {
                 Err(_) => return false,
             }
         }
-        if p.wbuf.len() < SPLICE_QUEUE
+        if p.client_paused
+            && p.wbuf.len() < SPLICE_QUEUE
             && let Some(data) = p.data
         {
+            p.client_paused = false;
             self.ready.push(SocketId::Conn(data));
         }
         true
@@ -397,12 +352,13 @@ impl Worker {
                 Some(c) => SPLICE_QUEUE.saturating_sub(c.pending_write()),
                 None => return self.close_pair(idx),
             };
-            if room == 0 {
-                return; // resumed when the client's queue drains
-            }
             let Some(p) = self.tcp_relay.peers.get_mut(idx) else {
                 return;
             };
+            if room == 0 {
+                p.peer_paused = true; // resumed when the client's queue drains
+                return;
+            }
             let n = match p.stream.read(&mut chunk[..room.min(PEER_CHUNK)]) {
                 Ok(0) => return self.close_pair(idx),
                 Ok(n) => n,
@@ -435,7 +391,10 @@ impl Worker {
             if !ok {
                 return self.close_pair(peer);
             }
-            if pending < SPLICE_QUEUE {
+            if pending < SPLICE_QUEUE
+                && let Some(p) = self.tcp_relay.peers.get_mut(peer)
+                && std::mem::take(&mut p.peer_paused)
+            {
                 self.ready.push(SocketId::Peer(peer));
             }
         }
@@ -448,13 +407,12 @@ impl Worker {
     /// has room.
     fn client_to_peer(&mut self, i: usize, peer: usize) {
         loop {
-            let full = self
-                .tcp_relay
-                .peers
-                .get(peer)
-                .is_none_or(|p| p.wbuf.len() >= SPLICE_QUEUE);
-            if full {
-                return; // resumed when the peer's queue drains
+            let Some(p) = self.tcp_relay.peers.get_mut(peer) else {
+                return;
+            };
+            if p.wbuf.len() >= SPLICE_QUEUE {
+                p.client_paused = true; // resumed when the peer's queue drains
+                return;
             }
             let Some(c) = self.conns.get_mut(i) else {
                 return;

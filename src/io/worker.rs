@@ -9,6 +9,10 @@
 //!   batches, relayed datagrams sent in GSO batches;
 //! - `relays.rs`: binding and releasing relay sockets, quotas, reservations;
 //! - `stream.rs`: TCP/TLS accept, PROXY phase, framing, idle timeouts;
+//! - `tcp_relay.rs`: TCP allocations (RFC 6062): relay listeners, peer
+//!   connections, the splice of client data and peer connections;
+//!   `handoff.rs` moves a ConnectionBind connection to the worker that owns
+//!   its CONNECTION-ID;
 //! - `events.rs`: the log line of each core event.
 //!
 //! # The loop
@@ -30,11 +34,12 @@ use mio::{Events, Interest, Poll, Waker};
 
 use super::clock;
 use super::events::log_event;
+use super::handoff::Handoff;
 use super::shared::{QuotaLedger, Reservations};
 use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ConnLimits, ListenerKind};
-use super::tcp_relay::{Handoff, TcpRelays};
+use super::tcp_relay::TcpRelays;
 use super::udp::{RecvBufs, SendBatch, Sock};
 use crate::proto::turn::{Command, HEADROOM, RelayId, Server, TAILROOM};
 use crate::settings::Settings;
