@@ -127,8 +127,8 @@ mod tests {
 
     #[test]
     fn foreign_tokens_decode_to_nothing() {
-        assert_eq!(SocketId::from_token(Token(5)), None);
-        assert_eq!(SocketId::from_token(Token(7)), None);
+        assert_eq!(SocketId::from_token(Token(7)), None); // kind 7 is unused
+        assert_eq!(SocketId::from_token(Token(7 | (3 << KIND_BITS))), None);
         assert_eq!(SocketId::from_token(Token(5 | (1 << 40))), None); // TCP relay slot > u32
         assert_eq!(SocketId::from_token(Token(1 << KIND_BITS)), None); // waker with an index
     }

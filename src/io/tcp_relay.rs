@@ -500,7 +500,8 @@ impl Worker {
     /// Whether `frame`, from a connection without allocation here, is a
     /// ConnectionBind for a CONNECTION-ID another worker owns; which one.
     pub(super) fn bind_elsewhere(&self, five: &FiveTuple, frame: &[u8]) -> Option<usize> {
-        if self.server.allocation(five).is_some() {
+        // The message type first: most frames are not ConnectionBind.
+        if frame.get(..2) != Some(&[0x00, 0x0B]) || self.server.allocation(five).is_some() {
             return None;
         }
         let msg = Message::parse(frame).ok()?;
