@@ -4,7 +4,7 @@
 //!
 //! Starts the release `tern` (one worker) and, when `turnserver` is on the
 //! PATH, coturn (`--relay-threads=1`), both pinned to core 0; the load
-//! generator ([`tern::load`], in this process) is pinned to core 1. Each
+//! generator ([`tern::tools::load`], in this process) is pinned to core 1. Each
 //! shape runs against both servers alternately, [`REPS`] times, and the
 //! table shows medians, min–max and tern/coturn ratios. Server CPU time per
 //! delivered packet (utime+stime from /proc/PID/stat) is the figure that
@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tern::load::{self, Direction, LoadConfig, Report, Session, proc_rss_kib};
+use tern::tools::load::{self, Direction, LoadConfig, Report, Session, proc_rss_kib};
 
 const USER: &str = "bench";
 const PASS: &str = "bench-pw";

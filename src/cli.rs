@@ -57,10 +57,14 @@ pub enum Command {
     Key(KeyArgs),
     /// Load generator for any RFC 8656 server: N allocations with channels,
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
+    #[cfg(feature = "tools")]
     Load(LoadArgs),
     /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
     /// every option not carried over is reported on stderr with its line.
     ImportCoturn(ImportCoturnArgs),
+    /// Control a running tern through its admin listener: status,
+    /// allocations, kick, drain, undrain, reload.
+    Ctl(CtlArgs),
 }
 
 /// `tern import-coturn`.
@@ -208,6 +212,7 @@ pub enum KeyAlgorithm {
 }
 
 /// `tern load`.
+#[cfg(feature = "tools")]
 #[derive(Clone, Debug, Args)]
 pub struct LoadArgs {
     /// Server UDP address "IP:PORT" (only loopback addresses are useful: peers bind 127.0.0.1).
@@ -233,11 +238,11 @@ pub struct LoadArgs {
     pub duration: f64,
     /// Direction of the data.
     #[arg(long, value_enum, default_value = "to-peer")]
-    pub direction: crate::load::Direction,
+    pub direction: crate::tools::load::Direction,
     /// Max-rate mode: packets in flight per flow and direction; 0 = open loop.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub window: usize,
-    /// Send with sendmmsg instead of GSO (UDP_SEGMENT).
+    /// Send one datagram per sendmsg instead of GSO (UDP_SEGMENT).
     #[arg(long)]
     pub no_gso: bool,
     /// Milliseconds to wait for late packets after sending stops.
@@ -255,6 +260,46 @@ pub struct LoadArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tern ctl`.
+#[derive(Clone, Debug, Args)]
+pub struct CtlArgs {
+    /// Admin listener "IP:PORT" (default: admin.listen of --config, else 127.0.0.1:9641).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// File holding the admin bearer token (default: admin.token_file of --config).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Print the server's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+/// What `tern ctl` does.
+#[derive(Clone, Debug, Subcommand)]
+pub enum CtlAction {
+    /// Version, uptime, allocations, draining, listeners, last reload.
+    Status,
+    /// List live allocations (no secrets).
+    Allocations {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End every allocation of USER now (e.g. a leaked credential).
+    Kick {
+        /// The username (for REST credentials, the whole `EXPIRY:USER`).
+        user: String,
+    },
+    /// Start a graceful drain: readiness 503, new allocations refused.
+    Drain,
+    /// Cancel a drain.
+    Undrain,
+    /// Re-read the config file and apply it (all or nothing).
+    Reload,
 }
 
 #[cfg(test)]
@@ -306,5 +351,10 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.resolved_command(), Command::Credential(a) if a.ttl == 60));
         assert!(Cli::try_parse_from(["tern", "--user", "nocolon"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tern", "ctl", "--admin", "127.0.0.1:1", "kick", "u"]).unwrap();
+        assert!(
+            matches!(cli.resolved_command(), Command::Ctl(a) if matches!(&a.action, CtlAction::Kick { user } if user == "u"))
+        );
     }
 }

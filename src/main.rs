@@ -28,7 +28,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::CheckConfig(args) => cmd::check_config::run(cli, &args),
         Command::Credential(args) => cmd::credential::run(&args),
         Command::Key(args) => cmd::credential::run_key(&args),
+        #[cfg(feature = "tools")]
         Command::Load(args) => cmd::load::run(&args),
         Command::ImportCoturn(args) => cmd::import_coturn::run(&args),
+        Command::Ctl(args) => cmd::ctl::run(cli, &args),
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tern::proto::auth::{Credentials, LongTermKey};
-use tern::proto::config::Config;
+use tern::proto::config::{Config, NatDiscovery};
 use tern::proto::stun::{AttrType, Class, MessageType, MessageWriter, Method, TransactionId};
 use tern::proto::time::Now;
 use tern::proto::turn::{
@@ -36,7 +36,15 @@ fn request(server: &Server, now: Now, five: &FiveTuple, method: Method, tid: u8,
 fuzz_target!(|data: &[u8]| {
     let mut creds = Credentials::new([1; 32]);
     creds.add_user_password("u", "r", "p");
-    let mut server = Server::new(Arc::new(Config::new("r", creds)), [1; 32]);
+    let mut config = Config::new("r", creds);
+    // RFC 5780 discovery on the client's server address (CHANGE-REQUEST, RESPONSE-PORT, PADDING).
+    config.nat_discovery = Some(NatDiscovery {
+        primary: "192.0.2.2:3478".parse().unwrap(),
+        alternate: "192.0.2.3:3479".parse().unwrap(),
+        public_primary: "192.0.2.2".parse().unwrap(),
+        public_alternate: "192.0.2.3".parse().unwrap(),
+    });
+    let mut server = Server::new(Arc::new(config), [1; 32]);
     let t0 = Instant::now();
     let mut now = Now { mono: t0, unix_secs: 1_700_000_000 };
     let five = FiveTuple {

@@ -1,4 +1,4 @@
-//! `tern load`: runs the load generator in [`crate::load`] and prints a
+//! `tern load`: runs the load generator in [`crate::tools::load`] and prints a
 //! summary plus one JSON line.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::ensure;
 
 use crate::cli::LoadArgs;
-use crate::load::{self, LoadConfig};
+use crate::tools::load::{self, LoadConfig};
 
 /// The config the flags describe.
 pub fn config(args: &LoadArgs) -> anyhow::Result<LoadConfig> {

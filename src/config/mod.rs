@@ -15,9 +15,11 @@
 //! which is the embedded default (`FileConfig::embedded`) and, with
 //! `config/examples/*.toml`, is loaded by the tests.
 
+mod cluster;
 pub mod coturn;
 mod error;
 mod resolve;
+mod secrets_file;
 
 use std::path::Path;
 
@@ -58,8 +60,12 @@ pub struct FileConfig {
     pub proxy_protocol: ProxyProtocolSection,
     /// Logging.
     pub log: LogSection,
+    /// The admin HTTP listener (metrics, health, control).
+    pub admin: AdminSection,
     /// The iceServers endpoint (credential issuer).
     pub issuer: IssuerSection,
+    /// Other nodes of a fleet, for 300 Try Alternate.
+    pub cluster: ClusterSection,
     /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
     #[serde(skip)]
     pub origin: String,
@@ -82,6 +88,13 @@ pub struct ServerSection {
     pub coalesce_us: u64,
     /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
     pub software: String,
+    /// RFC 5780 NAT behaviour discovery: a second "IP2:PORT2" whose IP and
+    /// port both differ from the first `listen` address of its family. UDP
+    /// is then also served on IP1:PORT2, IP2:PORT1 and IP2:PORT2; empty = off.
+    pub alternate_listen: String,
+    /// The public IP clients see for IP2 when the server is behind a 1:1
+    /// NAT (required then: `relay.advertised_address` is IP1's); empty = IP2.
+    pub alternate_advertised_address: String,
 }
 
 impl Default for ServerSection {
@@ -93,6 +106,8 @@ impl Default for ServerSection {
             workers: 0,
             coalesce_us: 500,
             software: String::new(),
+            alternate_listen: String::new(),
+            alternate_advertised_address: String::new(),
         }
     }
 }
@@ -143,6 +158,9 @@ pub struct AuthSection {
     /// may be listed to rotate: any of them is accepted.
     #[serde(deserialize_with = "de_secrets")]
     pub rest_secrets: Vec<Secret<String>>,
+    /// A file with more REST secrets, one per line (`#` comments), added
+    /// after `rest_secrets`; empty = none. Re-read with the config.
+    pub rest_secrets_file: String,
 }
 
 impl Default for AuthSection {
@@ -152,6 +170,7 @@ impl Default for AuthSection {
             nonce_lifetime_secs: 3600,
             users: Vec::new(),
             rest_secrets: Vec::new(),
+            rest_secrets_file: String::new(),
         }
     }
 }
@@ -292,6 +311,20 @@ pub struct ProxyProtocolSection {
     pub trusted: Vec<String>,
 }
 
+/// `[cluster]`: spreading clients over a fleet (RFC 8489 §10 ALTERNATE-SERVER).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// Other nodes, "IP:PORT", that new Allocates are redirected to (300
+    /// Try Alternate) when this node is over `soft_max_allocations` or
+    /// draining. This node's own addresses are skipped, so every node can
+    /// use the same list.
+    pub alternate_servers: Vec<String>,
+    /// Allocations on this node beyond which new ones are redirected;
+    /// absent = only when draining.
+    pub soft_max_allocations: Option<u32>,
+}
+
 /// `[log]`
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -308,6 +341,27 @@ impl Default for LogSection {
         Self {
             level: "info".to_owned(),
             format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Admin HTTP listener "IP:PORT" (/metrics, /livez, /readyz, /status,
+    /// /v1/…); "" = off. Never a TURN port.
+    pub listen: String,
+    /// File holding a bearer token for the admin API; "" = none. Required
+    /// when `listen` is not a loopback address.
+    pub token_file: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9641".to_owned(),
+            token_file: String::new(),
         }
     }
 }

@@ -225,6 +225,9 @@ impl Worker {
             if now.mono >= self.next_housekeeping {
                 self.next_housekeeping = now.mono + HOUSEKEEPING;
                 self.close_idle(now.mono);
+                // The soft limit of `[cluster]` counts the whole node: the
+                // driver's quota ledger holds every worker's allocations.
+                self.server.set_load(self.shared.quota.total());
             }
             self.drain();
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::proto::auth::Credentials;
 use crate::proto::channel_data::ChannelRange;
 use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::turn::Alternates;
 
 /// Everything the sans-IO core needs to know. Built once (by
 /// `crate::config` for the server), shared by all workers through an
@@ -37,6 +38,26 @@ pub struct Config {
     pub relay_ipv6: bool,
     /// Channel numbers ChannelBind may use and ChannelData may carry.
     pub channel_range: ChannelRange,
+    /// Other nodes and the soft limit for 300 Try Alternate (`[cluster]`).
+    pub alternates: Alternates,
+    /// RFC 5780 NAT behaviour discovery (`[server] alternate_listen`); `None` = off.
+    pub nat_discovery: Option<NatDiscovery>,
+}
+
+/// The two local addresses of RFC 5780 NAT behaviour discovery. The driver
+/// must listen (UDP) on all four combinations of their IPs and ports:
+/// responses name the one they leave from in `Transmit::to.server`, and a
+/// response whose address has no listener is not sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NatDiscovery {
+    /// (IP1, P1): the primary listen address.
+    pub primary: std::net::SocketAddr,
+    /// (IP2, P2): IP and port both differ from `primary`.
+    pub alternate: std::net::SocketAddr,
+    /// What clients see as IP1 (the advertised IP behind a 1:1 NAT, else IP1).
+    pub public_primary: std::net::IpAddr,
+    /// What clients see as IP2.
+    pub public_alternate: std::net::IpAddr,
 }
 
 /// Quotas; 0 never means unlimited, every limit is a number.
@@ -65,7 +86,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_allocations: 100_000,
+            max_allocations: 16_384,
             max_allocations_per_user: 100,
             max_permissions_per_allocation: 64,
             max_channels_per_allocation: 64,
@@ -93,6 +114,8 @@ impl Config {
             relay_ipv4: true,
             relay_ipv6: false,
             channel_range: ChannelRange::default(),
+            alternates: Alternates::default(),
+            nat_discovery: None,
         }
     }
 }

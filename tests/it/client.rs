@@ -1,4 +1,4 @@
-//! The library's blocking TURN client (`tern::client`) with the test user,
+//! The library's blocking TURN client (`tern::tools::client`) with the test user,
 //! and error responses as plain codes so tests can `assert_eq!(.., Err(403))`.
 //! The interop tests use clients others wrote; this one builds messages with
 //! tern's codec, which the RFC 5769 vectors check independently.
@@ -6,8 +6,8 @@
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use tern::client::Error;
 use tern::proto::stun::{MessageWriter, Method};
+use tern::tools::client::Error;
 
 use crate::harness::{IO_TIMEOUT, PASS, USER};
 
@@ -28,7 +28,7 @@ impl Link {
     }
 }
 
-pub(crate) struct Client(tern::client::Client);
+pub(crate) struct Client(tern::tools::client::Client);
 
 /// The error code of an error response; anything else fails the test.
 fn code(e: Error) -> u16 {
@@ -44,11 +44,11 @@ impl Client {
                 } else {
                     "127.0.0.1:0"
                 };
-                tern::client::Client::udp(UdpSocket::bind(bind).unwrap(), server, USER, PASS)
+                tern::tools::client::Client::udp(UdpSocket::bind(bind).unwrap(), server, USER, PASS)
             }
             Link::Tcp(server) => {
                 let s = TcpStream::connect_timeout(&server, IO_TIMEOUT).unwrap();
-                tern::client::Client::tcp(s, USER, PASS)
+                tern::tools::client::Client::tcp(s, USER, PASS)
             }
         })
     }

@@ -1,12 +1,17 @@
-//! IPv6 on ::1: IPv6 and dual-stack relays, 440 cases, the IPv6 peer policy.
+//! IPv6 on ::1: IPv6 and dual-stack relays, 440 cases, the IPv6 peer
+//! policy, and Binding over IPv6 UDP, TCP and TLS listeners.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 
 use tern::proto::peer_policy::PeerPolicy;
 use tern::proto::stun::{AttrType, Message, Method, decode_xor_addr};
 
 use crate::client::{Client, Link};
-use crate::harness::{IO_TIMEOUT, TestServer, is_coturn, settings_default_policy};
+use crate::harness::{
+    IO_TIMEOUT, TestServer, binding_request, is_coturn, random_tid, settings_default_policy,
+};
+use crate::stream::{binding_over, mapped};
+use crate::tls::{CertFiles, start, tls_connect, tls_settings};
 
 fn have_ipv6() -> bool {
     let ok = UdpSocket::bind("[::1]:0").is_ok();
@@ -179,4 +184,37 @@ fn ipv6_reservation_token_redeems_the_reserved_ipv6_address() {
     let mut buf = [0u8; 16];
     let (n, from) = peer.recv_from(&mut buf).expect("peer receives");
     assert_eq!((&buf[..n], from), (&b"rtcp"[..], want));
+}
+
+#[test]
+fn ipv6_binding_over_udp_tcp_and_tls() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("\n***** SKIPPED: no IPv6 loopback on this machine *****\n");
+        return;
+    }
+    let files = CertFiles::new();
+    let mut s = tls_settings(&files);
+    s.udp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.tcp_listen = vec!["[::1]:0".parse().unwrap()];
+    s.tls.as_mut().unwrap().listen = vec!["[::1]:0".parse().unwrap()];
+    let h = start(s).unwrap();
+    assert!(h.udp_addrs()[0].is_ipv6() && h.tcp_addrs()[0].is_ipv6());
+
+    let u = UdpSocket::bind("[::1]:0").unwrap();
+    u.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let tid = random_tid();
+    u.send_to(&binding_request(tid), h.udp_addrs()[0]).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = u.recv_from(&mut buf).unwrap();
+    assert_eq!(mapped(&buf[..n], tid), u.local_addr().unwrap());
+
+    let mut t = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(binding_over(&mut t), t.local_addr().unwrap());
+
+    let mut c = tls_connect(h.tls_addrs()[0], &[b"stun.turn"]);
+    assert_eq!(binding_over(&mut c), c.sock.local_addr().unwrap());
+    // The IPv4 listener family is not mixed in: no v4 socket was bound.
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, h.tcp_addrs()[0].port())).is_err());
+    h.shutdown();
 }

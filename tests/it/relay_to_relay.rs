@@ -3,9 +3,17 @@
 //! which the default peer policy denies except for the server's own relay
 //! address, so this also runs with the default policy.
 
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tern::tools::client::{Client, Delivery};
 use tokio::net::UdpSocket;
 
-use crate::harness::{PASS, TestServer, USER, is_coturn, settings, settings_default_policy};
+use crate::harness::{
+    ChildGuard, IO_TIMEOUT, PASS, TestServer, USER, is_coturn, relay_ports, settings,
+    settings_default_policy,
+};
 use crate::turn_webrtc_rs::{Allocation, allocate, relay_recv, relay_send};
 
 /// A and B allocate and send to each other's relay address, enough rounds
@@ -87,7 +95,7 @@ async fn default_peer_policy_refuses_other_loopback_peers() {
     let a = allocate(server.udp, USER, PASS).await.expect("Allocate");
     let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let result = tokio::time::timeout(
-        crate::harness::IO_TIMEOUT,
+        IO_TIMEOUT,
         a.relay
             .send_to(b"must not pass", peer.local_addr().unwrap()),
     )
@@ -98,4 +106,111 @@ async fn default_peer_policy_refuses_other_loopback_peers() {
         "CreatePermission for 127.0.0.2 succeeded under the default policy"
     );
     a.close().await;
+}
+
+/// The `tern` binary as an operator starts it: command-line flags only, so
+/// the default peer policy, relay address 127.0.0.1 and this test's relay
+/// ports. Returns once a Binding is answered.
+fn spawn_tern_binary() -> (ChildGuard, SocketAddr) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let ports = relay_ports();
+    let child = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args([
+                "--listen",
+                &server.to_string(),
+                "--relay-address",
+                "127.0.0.1",
+            ])
+            .args([
+                "--relay-ports",
+                &format!("{}-{}", ports.start(), ports.end()),
+            ])
+            .args(["--workers", "1", "--user", &format!("{USER}:{PASS}")])
+            .args(["--log-level", "warn"])
+            .env_remove("TERN_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "tern",
+    );
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tern::tools::client::binding(&probe, server, 1).is_none() {
+        assert!(Instant::now() < deadline, "tern did not answer on {server}");
+    }
+    (child, server)
+}
+
+/// The next relayed payload at `to`, which must come from `from` as `how`.
+fn expect_relayed(to: &mut Client, how: Delivery, payload: &str) {
+    let got = to
+        .recv_data(IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("waiting for {payload:?}: {e}"))
+        .unwrap_or_else(|| panic!("{payload:?} was not relayed"));
+    assert_eq!(
+        (got.0, String::from_utf8_lossy(&got.1).as_ref()),
+        (how, payload)
+    );
+}
+
+/// Two allocations on one server relay to each other both ways, first with
+/// Send/Data indications, then over channels, with the server's DEFAULT
+/// peer policy and its relay address on loopback (which that policy denies).
+/// It works only because startup adds the server's own relay addresses to
+/// the policy; nothing here adds them. Tested through the binary, so
+/// wherever startup does that (config resolution or the driver), this
+/// fails if it stops.
+#[test]
+fn relay_to_another_allocation_on_the_same_server() {
+    let (_tern, server) = spawn_tern_binary();
+    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Client::udp(udp(), server, USER, PASS);
+    let mut b = Client::udp(udp(), server, USER, PASS);
+    let ra = a.allocate().expect("Allocate A");
+    assert_eq!(
+        a.exchanges().iter().map(|e| e.error).collect::<Vec<_>>(),
+        [Some(401), None],
+        "Allocate: the 401 then the authenticated success"
+    );
+    let rb = b.allocate().expect("Allocate B");
+    assert_eq!(
+        (ra.ip(), rb.ip()),
+        ([127, 0, 0, 1].into(), [127, 0, 0, 1].into())
+    );
+    a.create_permission(rb)
+        .unwrap_or_else(|e| panic!("A: permission for B's relay address: {e}"));
+    b.create_permission(ra)
+        .unwrap_or_else(|e| panic!("B: permission for A's relay address: {e}"));
+
+    // Later requests reuse the realm and nonce the 401 taught.
+    assert_eq!(
+        a.exchanges().iter().map(|e| e.error).collect::<Vec<_>>(),
+        [None],
+        "CreatePermission: one round trip"
+    );
+
+    a.send_indication(rb, b"A->B send").unwrap();
+    expect_relayed(&mut b, Delivery::Data(ra), "A->B send");
+    b.send_indication(ra, b"B->A send").unwrap();
+    expect_relayed(&mut a, Delivery::Data(rb), "B->A send");
+
+    a.channel_bind(0x4000, rb)
+        .unwrap_or_else(|e| panic!("A: channel to B's relay address: {e}"));
+    b.channel_bind(0x4001, ra)
+        .unwrap_or_else(|e| panic!("B: channel to A's relay address: {e}"));
+    a.send_channel(0x4000, b"A->B channel").unwrap();
+    expect_relayed(&mut b, Delivery::Channel(0x4001), "A->B channel");
+    b.send_channel(0x4001, b"B->A channel").unwrap();
+    expect_relayed(&mut a, Delivery::Channel(0x4000), "B->A channel");
+
+    a.refresh(0).expect("delete A");
+    b.refresh(0).expect("delete B");
 }

@@ -1,10 +1,12 @@
 //! `[auth]`: realm, nonce lifetime, static users and TURN REST secrets,
 //! turned into the core's `Credentials`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::super::error::quoted;
 use super::super::{ConfigError, FileConfig, UserEntry};
+use super::Host;
 use super::overrides::Ctx;
 use super::parse::positive_secs;
 use crate::proto::auth::{Credentials, LongTermKey, Sha256Key};
@@ -17,10 +19,11 @@ pub(super) struct Auth {
 }
 
 impl FileConfig {
-    /// `[auth]`. `nonce_key` seeds the stateless nonces (`Credentials::new`).
+    /// `[auth]`. The host's nonce key seeds the stateless nonces
+    /// (`Credentials::new`); `rest_secrets_file` is read through the host.
     /// No users and no secrets gives empty credentials; that is not an error
     /// here (`tern serve` generates a user before resolving).
-    pub(super) fn resolve_auth(&self, ctx: &Ctx, nonce_key: [u8; 32]) -> Result<Auth, ConfigError> {
+    pub(super) fn resolve_auth(&self, ctx: &Ctx, host: &dyn Host) -> Result<Auth, ConfigError> {
         let a = &self.auth;
         let realm = a.realm.trim();
         if realm.is_empty() || realm.len() > 127 || realm.contains('"') {
@@ -32,7 +35,7 @@ impl FileConfig {
             ));
         }
         let nonce_lifetime = positive_secs(ctx, "auth.nonce_lifetime_secs", a.nonce_lifetime_secs)?;
-        let mut credentials = Credentials::new(nonce_key);
+        let mut credentials = Credentials::new(host.nonce_key());
         for (i, u) in a.users.iter().enumerate() {
             add_user(ctx, &mut credentials, i, u, realm, &a.users[..i])?;
         }
@@ -46,6 +49,13 @@ impl FileConfig {
                 ));
             }
             credentials.add_rest_secret(secret.expose());
+        }
+        let file = a.rest_secrets_file.trim();
+        if !file.is_empty() {
+            let text = host.read_to_string(Path::new(file));
+            for s in super::super::secrets_file::read(ctx.file(), file, text)? {
+                credentials.add_rest_secret(s.expose());
+            }
         }
         Ok(Auth {
             realm: realm.to_owned(),

@@ -1,12 +1,14 @@
 //! `FileConfig` + CLI `Overrides` → `Settings`, in one pass: the one place
 //! where every value is checked and turned into its typed form. One file
 //! per table (`server`, `relay`, `auth`, `limits` for `[allocation]` and
-//! `[limits]`, `peers`, `tls` for `[tls]` and `[proxy_protocol]`, `log`);
+//! `[limits]`, `peers`, `tls` for `[tls]` and `[proxy_protocol]`, `log`,
+//! `cluster`, `nat` for RFC 5780's `server.alternate_listen`);
 //! `overrides` applies the flags and remembers where each value came from,
 //! `parse` holds the value parsers the tables share.
 //!
 //! What `resolve` needs from the machine (randomness for the nonce key,
-//! the interface list for `relay.address = "auto"`, the certificate files)
+//! the interface list for `relay.address = "auto"`, the certificate files,
+//! the REST secrets file)
 //! comes in through [`Host`], so this module reads no file and opens no
 //! socket; the commands pass the real host (`cmd::serve::SystemHost`).
 //! The result goes through `SettingsBuilder::build`, which finishes the
@@ -14,8 +16,10 @@
 //! patches it.
 
 mod auth;
+mod cluster;
 mod limits;
 mod log;
+mod nat;
 mod overrides;
 mod parse;
 mod peers;
@@ -45,6 +49,8 @@ pub trait Host {
     /// Checks that the PEM certificate chain at `cert` and the private key
     /// at `key` load and belong together.
     fn check_tls_files(&self, cert: &Path, key: &Path) -> Result<(), TlsFileError>;
+    /// The text of the file at `path` (`auth.rest_secrets_file`).
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String>;
 }
 
 /// A certificate or key file that cannot be used, as reported by
@@ -71,9 +77,12 @@ impl FileConfig {
         host: &dyn Host,
     ) -> Result<Settings, ConfigError> {
         let ctx = self.apply(overrides);
-        let listeners = self.resolve_listeners(&ctx)?;
+        let mut listeners = self.resolve_listeners(&ctx)?;
         let relay = self.resolve_relay(&ctx, host)?;
-        let auth = self.resolve_auth(&ctx, host.nonce_key())?;
+        let (nat_discovery, nat_udp) =
+            nat::resolve(&ctx, &self.server, &listeners.udp, relay.advertised)?;
+        listeners.udp.extend(nat_udp);
+        let auth = self.resolve_auth(&ctx, host)?;
         let (default_lifetime, max_lifetime) = self.resolve_lifetimes(&ctx)?;
         let limits = self.resolve_limits(&ctx)?;
         let tcp = self.resolve_tcp_limits(&ctx)?;
@@ -82,6 +91,7 @@ impl FileConfig {
         let tls_listen = tls.as_ref().map_or(&[][..], |t| &t.listen[..]);
         let proxy_protocol = self.resolve_proxy(&ctx, &listeners.tcp, tls_listen)?;
         self.check_log(&ctx)?;
+        let alternates = self.resolve_alternates(&ctx, &listeners, &relay, tls_listen)?;
         let coalesce = self.resolve_coalesce(&ctx)?;
         let mut proto = Config::new(auth.realm, auth.credentials);
         proto.software = self.software();
@@ -90,6 +100,8 @@ impl FileConfig {
         proto.max_lifetime = max_lifetime;
         proto.peer_policy = peer_policy;
         proto.limits = limits;
+        proto.alternates = alternates;
+        proto.nat_discovery = nat_discovery;
         proto.channel_range = if self.allocation.rfc5766_channel_range {
             ChannelRange::Rfc5766
         } else {

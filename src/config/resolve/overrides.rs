@@ -44,6 +44,11 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
+    /// The config file's name, for keys no flag can override.
+    pub(super) fn file(&self) -> &str {
+        &self.file
+    }
+
     fn origin(&self, key: &str) -> String {
         match self.overridden.iter().find(|(k, _)| key.starts_with(k)) {
             Some((_, flag)) => format!("command line ({flag})"),

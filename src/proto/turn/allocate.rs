@@ -47,6 +47,10 @@ impl Server {
             // response follows when the driver reports back.
             return;
         }
+        // Over the soft limit or draining: 300 Try Alternate (alternate.rs).
+        if self.redirect(now, req, auth.key) {
+            return;
+        }
         let Some(transport) = msg.get(AttrType::REQUESTED_TRANSPORT) else {
             return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };

@@ -26,7 +26,9 @@
 
 mod allocate;
 mod allocation;
+mod alternate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;
@@ -44,6 +46,8 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Transport};
+pub use alternate::Alternates;
+pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 pub use tcp_relay::{BIND_TIMEOUT, CONNECT_TIMEOUT, ConnectFailed, ConnectionId, TcpStats};
 
@@ -245,6 +249,8 @@ pub struct Stats {
     /// Requests answered 400 for a malformed or bid-down
     /// PASSWORD-ALGORITHM(S) or USERHASH (RFC 8489 §9.2.4).
     pub bad_auth_attrs: u64,
+    /// Allocates answered 300 Try Alternate.
+    pub redirected: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -292,6 +298,7 @@ pub struct Server {
     unauth_limiter: SourceLimiter,
     /// Peer data connections of TCP allocations (RFC 6062).
     tcp: tcp_relay::TcpConns,
+    alternate: alternate::AlternateState,
 }
 
 impl Server {
@@ -322,6 +329,7 @@ impl Server {
             token_counter: 0,
             stats: Stats::default(),
             tcp: tcp_relay::TcpConns::default(),
+            alternate: alternate::AlternateState::default(),
         }
     }
 

@@ -118,7 +118,11 @@ impl Server {
             self.reject(now, req, ErrorCode::BAD_REQUEST, None);
             return;
         };
-        let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known].concat());
+        let nat = match req.method {
+            Method::BINDING => self.nat_attrs(&from),
+            _ => &[],
+        };
+        let (unknown, n) = msg.unknown_required(&[COMMON_KNOWN, known, nat].concat());
         if n > 0 {
             self.error(
                 now,
@@ -130,7 +134,7 @@ impl Server {
             return;
         }
         if req.method == Method::BINDING {
-            self.binding(req);
+            self.binding(now, req, msg);
             return;
         }
         let Some(auth) = self.authenticate(now, req, msg) else {
@@ -154,14 +158,6 @@ impl Server {
             // invariant: known_attrs returned Some only for the methods above and Binding.
             _ => self.reject(now, req, ErrorCode::BAD_REQUEST, Some(auth.key)),
         }
-    }
-
-    /// RFC 8489 §7.3.1: success with XOR-MAPPED-ADDRESS (and FINGERPRINT).
-    fn binding(&mut self, req: Req) {
-        let client = req.from.client;
-        self.reply(None, req, Class::Success, None, |w| {
-            w.push_xor_addr(AttrType::XOR_MAPPED_ADDRESS, client);
-        });
     }
 
     /// Queues an error response without extra attributes; see [`Server::error`].

@@ -6,7 +6,9 @@
 )]
 
 mod allocate;
+mod alternate;
 mod auth;
+mod nat_discovery;
 mod permission;
 mod refresh;
 mod relay;

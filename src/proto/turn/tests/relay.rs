@@ -115,24 +115,6 @@ fn send_indication_and_data_indication() {
 }
 
 #[test]
-fn relay_to_another_allocation_on_the_same_server() {
-    let mut t = TestServer::new();
-    let a = client();
-    let b = FiveTuple {
-        client: addr("198.51.100.8:40000"),
-        ..client()
-    };
-    let ra = t.allocate(a);
-    let rb = t.allocate(b);
-    // Own relay addresses are allowed peers (the server adds them to the policy at start).
-    let mut cfg = t.server.config().clone();
-    cfg.peer_policy.add_relay_ip(ra.ip());
-    t.server.apply_config(Arc::new(cfg));
-    expect_success(&t.create_permission(a, &[rb]), Method::CREATE_PERMISSION);
-    expect_success(&t.create_permission(b, &[ra]), Method::CREATE_PERMISSION);
-}
-
-#[test]
 fn stats_count_relayed_and_dropped() {
     let mut t = TestServer::new();
     let c = client();
