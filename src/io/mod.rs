@@ -24,6 +24,7 @@
 pub(crate) mod clock;
 mod datagrams;
 mod events;
+mod handoff;
 mod listeners;
 mod relays;
 pub(crate) mod shared;
@@ -32,6 +33,7 @@ mod socket_id;
 mod sockets;
 mod stream;
 mod tcp;
+mod tcp_relay;
 pub mod tls;
 mod udp;
 mod worker;
@@ -55,7 +57,7 @@ pub struct Handle {
     tls: Vec<SocketAddr>,
     certs: Option<Arc<tls::CertResolver>>,
     shutdown: Arc<AtomicBool>,
-    wakers: Vec<mio::Waker>,
+    wakers: Vec<Arc<mio::Waker>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -122,6 +124,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         limits,
         quota,
         reservations: Arc::default(),
+        handoff: Arc::default(),
     };
     let (wakers, threads) = spawn_workers(&proto, &shared, listeners.per_worker)?;
     Ok(Handle {
@@ -135,19 +138,22 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     })
 }
 
+/// One waker per worker: shutdown, and connections handed between workers.
+type Wakers = Vec<Arc<mio::Waker>>;
+
 /// Starts one worker thread per listener set, each with its own core
 /// (`Server`) keyed with fresh random bytes.
 fn spawn_workers(
     proto: &Arc<crate::proto::config::Config>,
     shared: &worker::Shared,
     per_worker: Vec<listeners::WorkerListeners>,
-) -> io::Result<(Vec<mio::Waker>, Vec<JoinHandle<()>>)> {
+) -> io::Result<(Wakers, Vec<JoinHandle<()>>)> {
     let rng = SystemRandom::new();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
     for (i, (udp, streams)) in per_worker.into_iter().enumerate() {
         let poll = mio::Poll::new()?;
-        wakers.push(worker::waker(&poll)?);
+        wakers.push(Arc::new(worker::waker(&poll)?));
         // Each shard keys its own RESERVATION-TOKENs (see proto::turn).
         let mut key = [0u8; 32];
         rng.fill(&mut key)
@@ -162,6 +168,7 @@ fn spawn_workers(
             streams,
             shared: shared.clone(),
             seed,
+            index: i,
         })?;
         threads.push(
             std::thread::Builder::new()
@@ -169,5 +176,6 @@ fn spawn_workers(
                 .spawn(move || w.run())?,
         );
     }
+    shared.handoff.set_wakers(wakers.clone());
     Ok((wakers, threads))
 }

@@ -50,5 +50,6 @@ mod security;
 mod selfcheck;
 mod stream;
 mod stun_binding;
+mod tcp_relay;
 mod tls;
 mod turn_webrtc_rs;

@@ -7,6 +7,7 @@ use ring::hmac;
 
 use super::allocation::Allocation;
 use super::request::{Authed, Req};
+use super::tcp_relay;
 use super::{
     BindError, Command, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
     RelayId, ReservationToken, Server, TimerKey,
@@ -14,7 +15,7 @@ use super::{
 use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_u32};
 use crate::proto::time::Now;
 
-/// IANA protocol number of UDP, the one REQUESTED-TRANSPORT tern relays.
+/// IANA protocol number of UDP (TCP, RFC 6062, is in `tcp_relay.rs`).
 const PROTO_UDP: u8 = 17;
 
 impl Server {
@@ -89,8 +90,13 @@ impl Server {
         if transport.len() != 4 {
             return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
-        if transport[0] != PROTO_UDP {
-            return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key);
+        let tcp = match transport[0] {
+            PROTO_UDP => false,
+            tcp_relay::PROTO_TCP => true,
+            _ => return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key),
+        };
+        if tcp && let Err(code) = tcp_relay::check_allocate(req, msg) {
+            return self.reject(now, req, code, key);
         }
         let (ipv6, dual) = match self.requested_families(msg) {
             Ok(f) => f,
@@ -129,11 +135,20 @@ impl Server {
                 key: auth.key,
                 lifetime,
                 dual,
+                tcp,
             },
         );
         // Without an IPv6 relay the dual request still succeeds for IPv4,
         // with ADDRESS-ERROR-CODE 440 for IPv6 (RFC 8656 §7.2).
         let additional_ipv6 = dual && self.config.relay_ipv6;
+        if tcp {
+            let cmd = Command::ListenTcpRelay {
+                relay,
+                username,
+                ipv6,
+            };
+            return self.commands.push_back(cmd);
+        }
         self.commands.push_back(Command::BindRelay {
             relay,
             username,
@@ -193,6 +208,9 @@ impl Server {
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
         self.by_client.insert(p.five, relay);
+        if p.tcp {
+            self.tcp.add_allocation(relay);
+        }
         self.timers
             .insert((expires_at, TimerKey::Allocation(relay)));
         if bound.additional.is_some() {
