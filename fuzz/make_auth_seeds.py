@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Usage: fuzz/make_auth_seeds.py fuzz/corpus/server_input
+# Usage: fuzz/make_auth_seeds.py fuzz/corpus/server_input [fuzz/corpus/stun_parse]
 # Written independently of tern (Python hashlib/hmac), so the state-machine
 # test that replays these seeds cross-checks tern's SHA-256 authentication.
 # Seeds for fuzz/corpus: SHA-256 / USERHASH / PASSWORD-ALGORITHM(S) requests
@@ -37,6 +37,27 @@ seeds = {
   "unknown_algorithm": msg(0x0003, b"\x0a"*12, [rt, attr(0x06, b"u")] + common + [attr(0x8002, offered), attr(0x1D, bytes.fromhex("00030004aabbccdd"))], k256),
   "short_userhash": msg(0x0003, b"\x0b"*12, [rt, attr(0x1E, uh[:31])] + common, k256),
 }
+# RFC 6062 (TCP mode: a first piece with an odd byte, then 0xFF separators).
+md5 = hashlib.md5(b"u:r:p").digest()
+def xor_peer(ip, port):
+    p = port ^ 0x2112
+    a = bytes(b ^ m for b, m in zip(ip, struct.pack("!I", 0x2112A442)))
+    return attr(0x12, struct.pack("!BBH", 0, 1, p) + a)
+def tcp_seed(m, index):
+    # Piece `index` (even: a client frame; index % 4 == 2: the second connection).
+    assert b"\xff" not in m, "a 0xFF would split the message"
+    return b"\x01" + b"\xff" * index + m
+connect = lambda tid: msg(0x000A, tid, [xor_peer(bytes([8,8,8,8]), 1), attr(0x06, b"u")] + common, md5, False)
+bind = lambda tid: msg(0x000B, tid, [attr(0x2A, bytes.fromhex("01020304")), attr(0x06, b"u")] + common, md5, False)
+def clean(make):
+    for t in range(1, 250):
+        m = make(bytes([t]) * 12)
+        if b"\xff" not in m:
+            return m
+seeds["tcp_connect"] = tcp_seed(clean(connect), 4)
+seeds["tcp_connection_bind"] = tcp_seed(clean(bind), 2)
+if len(sys.argv) > 2:  # the stun_parse corpus: the bare ConnectionBind
+    open(os.path.join(sys.argv[2], "rfc6062_connection_bind"), "wb").write(clean(bind))
 os.makedirs(out, exist_ok=True)
 for name, data in seeds.items():
     open(os.path.join(out, name), "wb").write(data)

@@ -43,16 +43,20 @@
 //! monotonic `Instant` for lifetimes and timers, and Unix seconds for the
 //! wall-clock parts of the protocol (TURN REST expiry, nonce age). Secrets
 //! come in as keys: the nonce key in `proto::config::Config` (random per
-//! process, so nonces are stateless HMACs), and a 32-byte
-//! key per worker passed to `Server::new`, from which reservation tokens
-//! and the per-IP limiter's hash are derived. The driver reads both from the
-//! OS; the core only computes with them, so tests replay exactly.
+//! process, so nonces are stateless HMACs), and a 32-byte key per worker
+//! passed to `Server::new`, from which reservation tokens, RFC 6062
+//! CONNECTION-IDs and the per-IP limiter's hash are derived. The driver
+//! reads both from the OS; the core only computes with them, so tests
+//! replay exactly.
 //!
 //! # What spans workers
 //! Only what must: the allocation quotas and the sockets held for
 //! RESERVATION-TOKENs live in `io::shared`, touched once per allocation,
-//! never per packet; and the TCP connection caps, touched once per
-//! connection. Both sit behind short mutexes in the driver.
+//! never per packet; the TCP connection caps, touched once per
+//! connection; and for TCP relays (RFC 6062) which worker owns which
+//! CONNECTION-ID, so a ConnectionBind that SO_REUSEPORT gave to another
+//! worker is moved to the owner (`io/handoff.rs`), once per connection.
+//! All sit behind short mutexes in the driver.
 //!
 //! # Panics
 //! Network input never panics: every length is checked before it is used,

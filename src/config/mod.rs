@@ -236,6 +236,9 @@ pub struct LimitsSection {
     pub max_permissions_per_allocation: u32,
     /// Channels per allocation.
     pub max_channels_per_allocation: u32,
+    /// TCP peer connections per TCP allocation (RFC 6062), made by Connect
+    /// or accepted from peers (508 Insufficient Capacity beyond).
+    pub max_tcp_connections_per_allocation: u32,
     /// Concurrent TCP client connections.
     pub tcp_max_connections: usize,
     /// Concurrent TCP client connections from one IP.
@@ -262,6 +265,7 @@ impl Default for LimitsSection {
             max_allocations_per_user: core.max_allocations_per_user,
             max_permissions_per_allocation: core.max_permissions_per_allocation,
             max_channels_per_allocation: core.max_channels_per_allocation,
+            max_tcp_connections_per_allocation: core.max_tcp_connections_per_allocation,
             tcp_max_connections: tcp.max_connections,
             tcp_max_connections_per_ip: tcp.max_connections_per_ip,
             tcp_idle_timeout_secs: tcp.idle_timeout.as_secs(),

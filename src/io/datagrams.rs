@@ -228,6 +228,10 @@ fn sock_of<'a>(
         SocketId::Relay { slot, ipv6 } => relays
             .get(slot as usize)
             .and_then(|r| r.socks[usize::from(ipv6)].as_ref()),
-        SocketId::Waker | SocketId::StreamListener(_) | SocketId::Conn(_) => None,
+        SocketId::Waker
+        | SocketId::StreamListener(_)
+        | SocketId::Conn(_)
+        | SocketId::TcpRelay { .. }
+        | SocketId::Peer(_) => None,
     }
 }

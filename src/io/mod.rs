@@ -25,6 +25,7 @@
 pub(crate) mod clock;
 mod datagrams;
 mod events;
+mod handoff;
 mod listeners;
 mod ops;
 mod relays;
@@ -34,6 +35,7 @@ mod socket_id;
 mod sockets;
 mod stream;
 mod tcp;
+mod tcp_relay;
 pub mod tls;
 mod udp;
 mod worker;
@@ -150,6 +152,7 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
         limits,
         quota,
         reservations: Arc::default(),
+        handoff: Arc::default(),
     };
     let (metrics, liveness) = ops::instruments(workers);
     let (wakers, mailboxes, threads) =
@@ -172,11 +175,11 @@ pub fn start(settings: Settings) -> io::Result<Handle> {
     })
 }
 
-type Spawned = (
-    Vec<Arc<mio::Waker>>,
-    Vec<Arc<ops::Mailbox>>,
-    Vec<JoinHandle<()>>,
-);
+/// One waker per worker: shutdown, connections handed between workers,
+/// and the admin mailbox.
+type Wakers = Vec<Arc<mio::Waker>>;
+
+type Spawned = (Wakers, Vec<Arc<ops::Mailbox>>, Vec<JoinHandle<()>>);
 
 /// Starts one worker thread per listener set, each with its own core
 /// (`Server`) keyed with fresh random bytes.
@@ -211,6 +214,7 @@ fn spawn_workers(
             streams,
             shared: shared.clone(),
             seed,
+            index: i,
             ops,
         })?;
         threads.push(
@@ -219,5 +223,6 @@ fn spawn_workers(
                 .spawn(move || w.run())?,
         );
     }
+    shared.handoff.set_wakers(wakers.clone());
     Ok((wakers, mailboxes, threads))
 }

@@ -160,6 +160,7 @@ impl Worker {
     /// Closes the relay socket(s) of an allocation that ended; dropping
     /// the entry gives its quota back.
     pub(super) fn release_relay(&mut self, relay: RelayId) {
+        self.release_tcp_relay(relay);
         let slot = relay.slot as usize;
         if self.relays.get(slot).is_some_and(|r| r.id == relay)
             && let Some(r) = self.relays.remove_at(slot)
@@ -182,7 +183,7 @@ impl Worker {
     }
 
     /// The local and advertised relay IPs of a family, if configured.
-    fn relay_ip(&self, ipv6: bool) -> Option<(IpAddr, IpAddr)> {
+    pub(super) fn relay_ip(&self, ipv6: bool) -> Option<(IpAddr, IpAddr)> {
         let s = &self.shared.settings;
         if s.relay_ip.is_ipv6() == ipv6 {
             Some((s.relay_ip, s.advertised_ip.unwrap_or(s.relay_ip)))
@@ -193,7 +194,7 @@ impl Worker {
         }
     }
 
-    fn next_seed(&mut self) -> u64 {
+    pub(super) fn next_seed(&mut self) -> u64 {
         self.seed = self
             .seed
             .wrapping_mul(6_364_136_223_846_793_005)

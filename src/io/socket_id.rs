@@ -22,6 +22,10 @@ pub(crate) enum SocketId {
     Conn(usize),
     /// The relay socket of core slot `slot`, IPv4 or IPv6 half.
     Relay { slot: u32, ipv6: bool },
+    /// The TCP relay listener of core slot `slot` (RFC 6062).
+    TcpRelay { slot: u32 },
+    /// TCP peer connection `n` (key in the worker's peer table).
+    Peer(usize),
 }
 
 const KIND_BITS: u32 = 3;
@@ -31,6 +35,8 @@ const UDP: usize = 1;
 const STREAM_LISTENER: usize = 2;
 const CONN: usize = 3;
 const RELAY: usize = 4;
+const TCP_RELAY: usize = 5;
+const PEER: usize = 6;
 
 impl SocketId {
     /// The relay socket of `relay` for a peer of the given family.
@@ -50,6 +56,8 @@ impl SocketId {
             Self::StreamListener(n) => (STREAM_LISTENER, n),
             Self::Conn(n) => (CONN, n),
             Self::Relay { slot, ipv6 } => (RELAY, (slot as usize) << 1 | usize::from(ipv6)),
+            Self::TcpRelay { slot } => (TCP_RELAY, slot as usize),
+            Self::Peer(n) => (PEER, n),
         };
         Token(index << KIND_BITS | kind)
     }
@@ -67,6 +75,10 @@ impl SocketId {
                 slot: u32::try_from(index >> 1).ok()?,
                 ipv6: index & 1 == 1,
             },
+            TCP_RELAY => Self::TcpRelay {
+                slot: u32::try_from(index).ok()?,
+            },
+            PEER => Self::Peer(index),
             _ => return None,
         })
     }
@@ -97,6 +109,10 @@ mod tests {
                 slot: u32::MAX,
                 ipv6: true,
             },
+            SocketId::TcpRelay { slot: 0 },
+            SocketId::TcpRelay { slot: u32::MAX },
+            SocketId::Peer(0),
+            SocketId::Peer(1 << 30),
         ];
         for id in ids {
             assert_eq!(SocketId::from_token(id.token()), Some(id), "{id:?}");
@@ -111,8 +127,9 @@ mod tests {
 
     #[test]
     fn foreign_tokens_decode_to_nothing() {
-        assert_eq!(SocketId::from_token(Token(5)), None);
-        assert_eq!(SocketId::from_token(Token(7)), None);
+        assert_eq!(SocketId::from_token(Token(7)), None); // kind 7 is unused
+        assert_eq!(SocketId::from_token(Token(7 | (3 << KIND_BITS))), None);
+        assert_eq!(SocketId::from_token(Token(5 | (1 << 40))), None); // TCP relay slot > u32
         assert_eq!(SocketId::from_token(Token(1 << KIND_BITS)), None); // waker with an index
     }
 }

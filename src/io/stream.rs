@@ -83,6 +83,9 @@ impl Worker {
     /// Readiness of connection `i`: flush what waits, then read, frame and
     /// hand each frame to the core until the socket is drained.
     pub(super) fn conn_event(&mut self, i: usize, readable: bool, writable: bool) {
+        if self.tcp_relay.is_spliced(i) {
+            return self.data_conn_event(i, readable, writable);
+        }
         let token = SocketId::Conn(i).token();
         if writable {
             let ok = match self.conns.get_mut(i) {
@@ -128,6 +131,15 @@ impl Worker {
                 Some(c) => c.put_rbuf(rbuf, (consumed > 0).then(clock::mono)),
                 None => return,
             }
+            // RFC 6062: a ConnectionBind made this a data connection (the
+            // rest of `rbuf` is raw bytes for the peer), or it belongs to
+            // the worker that owns its CONNECTION-ID.
+            if let Some(w) = self.tcp_relay.handoff_to.take() {
+                return self.hand_off(i, w);
+            }
+            if self.tcp_relay.is_spliced(i) {
+                return self.data_conn_event(i, true, false);
+            }
             match read {
                 Ok(ReadState::Full) if !fatal => continue,
                 Ok(ReadState::Drained) if !fatal => return,
@@ -147,12 +159,19 @@ impl Worker {
             match frame_len(rest, max_frame) {
                 Ok(Some(len)) if rest.len() >= len => {
                     let frame = &rest[..len];
+                    if let Some(w) = self.bind_elsewhere(&five, frame) {
+                        self.tcp_relay.handoff_to = Some(w);
+                        break;
+                    }
                     let transport = turn_events::transport_of(five.transport);
                     turn_events::record_request(&self.ops.metrics, transport, frame);
                     let action = self.server.handle_client(clock::now(), five, frame);
                     self.client_action(action, frame);
                     self.drain();
                     consumed += len;
+                    if self.is_data_conn(&five) {
+                        break; // the rest is raw bytes for the peer
+                    }
                 }
                 Ok(_) => break,
                 Err(e) => {
@@ -218,6 +237,7 @@ impl Worker {
         let five = c.five();
         self.conn_by_client.remove(&five.client);
         self.shared.limits.release(five.client.ip());
+        self.data_conn_closed(i);
         self.server.handle_client_closed(&five);
         self.drain();
     }
@@ -230,8 +250,10 @@ impl Worker {
         let stale: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                now.duration_since(c.last_frame()) > idle || c.handshake_expired(now, handshake)
+            .filter(|(i, c)| {
+                // A spliced data connection carries raw bytes, no frames.
+                !self.tcp_relay.is_spliced(*i) && now.duration_since(c.last_frame()) > idle
+                    || c.handshake_expired(now, handshake)
             })
             .map(|(i, _)| i)
             .collect();

@@ -170,6 +170,11 @@ impl Conn {
         }
     }
 
+    /// Bytes queued for the client and not yet written.
+    pub(crate) fn pending_write(&self) -> usize {
+        self.wbuf.len()
+    }
+
     pub(crate) fn last_frame(&self) -> Instant {
         self.last_frame
     }

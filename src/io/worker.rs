@@ -9,6 +9,10 @@
 //!   batches, relayed datagrams sent in GSO batches;
 //! - `relays.rs`: binding and releasing relay sockets, quotas, reservations;
 //! - `stream.rs`: TCP/TLS accept, PROXY phase, framing, idle timeouts;
+//! - `tcp_relay.rs`: TCP allocations (RFC 6062): relay listeners, peer
+//!   connections, the splice of client data and peer connections;
+//!   `handoff.rs` moves a ConnectionBind connection to the worker that owns
+//!   its CONNECTION-ID;
 //! - `events.rs`: the log line of each core event.
 //!
 //! # The loop
@@ -30,10 +34,12 @@ use mio::{Events, Interest, Poll, Waker};
 
 use super::clock;
 use super::events::log_event;
+use super::handoff::Handoff;
 use super::shared::{QuotaLedger, Reservations};
 use super::slots::Slots;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ConnLimits, ListenerKind};
+use super::tcp_relay::TcpRelays;
 use super::udp::{RecvBufs, SendBatch, Sock};
 use crate::admin::turn_events;
 use crate::proto::turn::{Command, HEADROOM, RelayId, Server, TAILROOM};
@@ -63,6 +69,9 @@ pub(crate) struct Shared {
     pub(crate) quota: Arc<QuotaLedger>,
     /// Ports held for RESERVATION-TOKENs; any worker may claim one.
     pub(crate) reservations: Arc<Reservations>,
+    /// CONNECTION-ID owners and the inboxes ConnectionBind connections
+    /// move through (RFC 6062; see `tcp_relay.rs`).
+    pub(crate) handoff: Arc<Handoff>,
 }
 
 /// Everything one worker is built from.
@@ -76,6 +85,8 @@ pub(crate) struct WorkerParts {
     pub(crate) shared: Shared,
     /// Seeds the relay port probe order.
     pub(crate) seed: u64,
+    /// This worker's position (its inbox in `Shared::handoff`).
+    pub(crate) index: usize,
     /// Metrics block, heartbeat and mailbox (`ops.rs`).
     pub(crate) ops: super::ops::WorkerOps,
 }
@@ -110,6 +121,10 @@ pub(crate) struct Worker {
     /// Datagrams handled since the last poll (for coalescing).
     pub(super) handled: usize,
     pub(super) seed: u64,
+    /// This worker's position among the workers.
+    pub(super) index: usize,
+    /// TCP allocations: relay listeners, peer connections, splices.
+    pub(super) tcp_relay: TcpRelays,
     pub(super) ops: super::ops::WorkerOps,
     next_housekeeping: Instant,
 }
@@ -123,6 +138,7 @@ impl Worker {
             streams,
             shared,
             seed,
+            index,
             ops,
         } = parts;
         let mut udp_socks = Vec::new();
@@ -161,6 +177,8 @@ impl Worker {
             ready: Vec::new(),
             handled: 0,
             seed,
+            index,
+            tcp_relay: TcpRelays::default(),
             ops,
             next_housekeeping: clock::mono() + HOUSEKEEPING,
         })
@@ -234,11 +252,16 @@ impl Worker {
     /// Dispatches readiness of one socket to its room.
     fn readable(&mut self, id: SocketId, readable: bool, writable: bool) {
         match id {
-            SocketId::Waker => self.mailbox(),
+            SocketId::Waker => {
+                self.take_handoffs();
+                self.mailbox();
+            }
             SocketId::Udp(i) => self.udp_readable(i),
             SocketId::Relay { slot, ipv6 } => self.relay_readable(slot, ipv6),
             SocketId::StreamListener(i) => self.accept(i),
             SocketId::Conn(i) => self.conn_event(i, readable, writable),
+            SocketId::TcpRelay { slot } => self.tcp_relay_accept(slot),
+            SocketId::Peer(i) => self.peer_event(i, readable, writable),
         }
     }
 
@@ -282,6 +305,17 @@ impl Worker {
             Command::ReleaseRelay { relay } => self.release_relay(relay),
             Command::ReleaseReservation { token } => self.shared.reservations.release(token),
             Command::ReleaseRelayFamily { relay, ipv6 } => self.release_relay_family(relay, ipv6),
+            Command::ListenTcpRelay {
+                relay,
+                username,
+                ipv6,
+            } => {
+                let result = self.listen_tcp_relay(relay, &username, ipv6);
+                self.server.handle_relay_bound(clock::now(), relay, result);
+            }
+            Command::ConnectPeer { relay, id, peer } => self.connect_peer(relay, id, peer),
+            Command::ClosePeer { id } => self.close_peer(id),
+            Command::SpliceConnections { id, data } => self.splice(id, data),
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct Limits {
     pub max_permissions_per_allocation: u32,
     /// Channels per allocation.
     pub max_channels_per_allocation: u32,
+    /// TCP peer connections per TCP allocation (RFC 6062): Connect beyond
+    /// it gets 508, a peer connecting beyond it is closed.
+    pub max_tcp_connections_per_allocation: u32,
     /// Error responses per second to unauthenticated requests from one
     /// source IP (burst: twice that); beyond it requests are dropped unanswered.
     pub unauth_errors_per_sec_per_ip: u32,
@@ -87,6 +90,7 @@ impl Default for Limits {
             max_allocations_per_user: 100,
             max_permissions_per_allocation: 64,
             max_channels_per_allocation: 64,
+            max_tcp_connections_per_allocation: 32,
             unauth_errors_per_sec_per_ip: 100,
             bandwidth_bytes_per_sec: None,
         }

@@ -56,6 +56,10 @@ impl FileConfig {
                 "limits.max_channels_per_allocation",
                 l.max_channels_per_allocation,
             )?,
+            max_tcp_connections_per_allocation: n(
+                "limits.max_tcp_connections_per_allocation",
+                l.max_tcp_connections_per_allocation,
+            )?,
             unauth_errors_per_sec_per_ip: n(
                 "limits.unauth_errors_per_sec_per_ip",
                 l.unauth_errors_per_sec_per_ip,

@@ -35,6 +35,10 @@ impl ErrorCode {
     pub const UNSUPPORTED_TRANSPORT: Self = Self::new(442, "Unsupported Transport Protocol");
     /// 443, RFC 8656 §19: the peer's (or refreshed) family is not the allocation's.
     pub const PEER_ADDRESS_FAMILY_MISMATCH: Self = Self::new(443, "Peer Address Family Mismatch");
+    /// 446, RFC 6062 §6.3: a TCP connection to that peer exists or is being made.
+    pub const CONNECTION_ALREADY_EXISTS: Self = Self::new(446, "Connection Already Exists");
+    /// 447, RFC 6062 §6.3: the TCP connection to the peer failed or timed out.
+    pub const CONNECTION_TIMEOUT_OR_FAILURE: Self = Self::new(447, "Connection Timeout or Failure");
     /// 486, RFC 8656 §19: the user has too many allocations.
     pub const ALLOCATION_QUOTA_REACHED: Self = Self::new(486, "Allocation Quota Reached");
     /// 500, RFC 8489 §14.8: a temporary server error.

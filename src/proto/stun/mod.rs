@@ -50,6 +50,12 @@ impl Method {
     pub const DATA: Self = Self(0x007);
     pub const CREATE_PERMISSION: Self = Self(0x008);
     pub const CHANNEL_BIND: Self = Self(0x009);
+    /// RFC 6062 §6.1: open a TCP connection to a peer (TCP allocations).
+    pub const CONNECT: Self = Self(0x00A);
+    /// RFC 6062 §6.1: bind a new client connection to a peer connection.
+    pub const CONNECTION_BIND: Self = Self(0x00B);
+    /// RFC 6062 §6.1: a peer connected to the relayed address (indication).
+    pub const CONNECTION_ATTEMPT: Self = Self(0x00C);
 }
 
 /// Method and class together: the 14-bit message type.

@@ -7,6 +7,7 @@ use ring::hmac;
 
 use super::allocation::Allocation;
 use super::request::{Authed, Req};
+use super::tcp_relay;
 use super::{
     BindError, Command, Event, PendingAllocate, PortRequest, RESERVATION_LIFETIME, RelayBound,
     RelayId, ReservationToken, Server, TimerKey,
@@ -14,7 +15,7 @@ use super::{
 use crate::proto::stun::{AttrType, Class, ErrorCode, Message, decode_u32};
 use crate::proto::time::Now;
 
-/// IANA protocol number of UDP, the one REQUESTED-TRANSPORT tern relays.
+/// IANA protocol number of UDP (TCP, RFC 6062, is in `tcp_relay.rs`).
 const PROTO_UDP: u8 = 17;
 
 impl Server {
@@ -34,6 +35,39 @@ impl Server {
         } else {
             d
         })
+    }
+
+    /// The relay families an Allocate asks for: (IPv6 first, dual), or the
+    /// error it gets (RFC 8656 §7.2).
+    fn requested_families(&self, msg: &Message<'_>) -> Result<(bool, bool), ErrorCode> {
+        let even = msg.get(AttrType::EVEN_PORT);
+        let token = msg.get(AttrType::RESERVATION_TOKEN);
+        let family = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY);
+        let additional = msg.get(AttrType::ADDITIONAL_ADDRESS_FAMILY);
+        // RFC 8656 §7.2: RESERVATION-TOKEN excludes EVEN-PORT and both
+        // family attributes; the two family attributes exclude each other.
+        if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
+            || family.is_some() && additional.is_some()
+        {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let ipv6 = match family.map(parse_family) {
+            None => false,
+            Some(Ok(v6)) => v6,
+            Some(Err(code)) => return Err(code),
+        };
+        // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
+        let dual = match additional.map(parse_family) {
+            None => false,
+            Some(Ok(true)) => true,
+            Some(Ok(false) | Err(_)) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        // A token brings its reserved address, family included.
+        if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
+        {
+            return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED);
+        }
+        Ok((ipv6, dual))
     }
 
     pub(super) fn allocate(&mut self, now: Now, req: Req, msg: &Message<'_>, auth: Authed) {
@@ -56,38 +90,20 @@ impl Server {
         if transport.len() != 4 {
             return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         }
-        if transport[0] != PROTO_UDP {
-            return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key);
+        let tcp = match transport[0] {
+            PROTO_UDP => false,
+            tcp_relay::PROTO_TCP => true,
+            _ => return self.reject(now, req, ErrorCode::UNSUPPORTED_TRANSPORT, key),
+        };
+        if tcp && let Err(code) = tcp_relay::check_allocate(req, msg) {
+            return self.reject(now, req, code, key);
         }
+        let (ipv6, dual) = match self.requested_families(msg) {
+            Ok(f) => f,
+            Err(code) => return self.reject(now, req, code, key),
+        };
         let even = msg.get(AttrType::EVEN_PORT);
         let token = msg.get(AttrType::RESERVATION_TOKEN);
-        let family = msg.get(AttrType::REQUESTED_ADDRESS_FAMILY);
-        let additional = msg.get(AttrType::ADDITIONAL_ADDRESS_FAMILY);
-        // RFC 8656 §7.2: RESERVATION-TOKEN excludes EVEN-PORT and both
-        // family attributes; the two family attributes exclude each other.
-        if token.is_some() && (even.is_some() || family.is_some() || additional.is_some())
-            || family.is_some() && additional.is_some()
-        {
-            return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
-        }
-        let ipv6 = match family.map(parse_family) {
-            None => false,
-            Some(Ok(v6)) => v6,
-            Some(Err(code)) => return self.reject(now, req, code, key),
-        };
-        // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (RFC 8656 §7.2).
-        let dual = match additional.map(parse_family) {
-            None => false,
-            Some(Ok(true)) => true,
-            Some(Ok(false) | Err(_)) => {
-                return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
-            }
-        };
-        // A token brings its reserved address, family included.
-        if token.is_none() && (ipv6 && !self.config.relay_ipv6 || !ipv6 && !self.config.relay_ipv4)
-        {
-            return self.reject(now, req, ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED, key);
-        }
         let Ok(lifetime) = self.lifetime(msg, true) else {
             return self.reject(now, req, ErrorCode::BAD_REQUEST, key);
         };
@@ -119,11 +135,20 @@ impl Server {
                 key: auth.key,
                 lifetime,
                 dual,
+                tcp,
             },
         );
         // Without an IPv6 relay the dual request still succeeds for IPv4,
         // with ADDRESS-ERROR-CODE 440 for IPv6 (RFC 8656 §7.2).
         let additional_ipv6 = dual && self.config.relay_ipv6;
+        if tcp {
+            let cmd = Command::ListenTcpRelay {
+                relay,
+                username,
+                ipv6,
+            };
+            return self.commands.push_back(cmd);
+        }
         self.commands.push_back(Command::BindRelay {
             relay,
             username,
@@ -184,6 +209,9 @@ impl Server {
         let filled = self.slab.fill(relay, alloc);
         debug_assert!(filled);
         self.by_client.insert(p.five, relay);
+        if p.tcp {
+            self.tcp.add_allocation(relay);
+        }
         self.timers
             .insert((expires_at, TimerKey::Allocation(relay)));
         if bound.additional.is_some() {

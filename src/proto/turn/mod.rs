@@ -35,6 +35,7 @@ mod refresh;
 mod relay;
 mod replay;
 mod request;
+mod tcp_relay;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +51,7 @@ pub use alternate::Alternates;
 pub use inspect::{AllocationView, Gauges};
 pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
+pub use tcp_relay::{BIND_TIMEOUT, CONNECT_TIMEOUT, ConnectFailed, ConnectionId, TcpStats};
 
 use crate::proto::config::Config;
 use crate::proto::limiter::SourceLimiter;
@@ -123,6 +125,30 @@ pub enum Command {
     ReleaseRelayFamily { relay: RelayId, ipv6: bool },
     /// Close the port held under a token if nobody claimed it (expiry).
     ReleaseReservation { token: ReservationToken },
+    /// Like [`Command::BindRelay`] for a TCP allocation (RFC 6062 §5.1):
+    /// take quota, listen on a TCP socket in the relay range, answer with
+    /// [`Server::handle_relay_bound`]. Peers that connect to it are
+    /// reported with [`Server::handle_peer_incoming`].
+    ListenTcpRelay {
+        relay: RelayId,
+        username: String,
+        ipv6: bool,
+    },
+    /// Open a TCP connection from the relayed address of `relay` to
+    /// `peer` (nonblocking), filed under `id`; answer with
+    /// [`Server::handle_peer_connected`]. Do not read from it until spliced.
+    ConnectPeer {
+        relay: RelayId,
+        id: ConnectionId,
+        peer: SocketAddr,
+    },
+    /// Close peer connection `id` (connecting, waiting or spliced) and the
+    /// client data connection spliced to it.
+    ClosePeer { id: ConnectionId },
+    /// ConnectionBind succeeded: after the queued success response, relay
+    /// raw bytes both ways between the client connection `data` and peer
+    /// connection `id`. Report the end with [`Server::handle_peer_closed`].
+    SpliceConnections { id: ConnectionId, data: FiveTuple },
 }
 
 /// What the driver reports after [`Command::BindRelay`].
@@ -240,6 +266,8 @@ enum TimerKey {
     /// One family of a dual allocation (`true` = IPv6).
     Family(RelayId, bool),
     Reservation(ReservationToken),
+    /// Connect or ConnectionBind deadline of a TCP peer connection.
+    TcpConnection(ConnectionId),
 }
 
 /// An Allocate waiting for its relay socket.
@@ -252,6 +280,8 @@ struct PendingAllocate {
     lifetime: Duration,
     /// A dual allocation was asked (ADDITIONAL-ADDRESS-FAMILY).
     dual: bool,
+    /// A TCP allocation (RFC 6062).
+    tcp: bool,
 }
 
 /// The TURN state machine for one shard.
@@ -273,6 +303,8 @@ pub struct Server {
     token_counter: u64,
     stats: Stats,
     unauth_limiter: SourceLimiter,
+    /// Peer data connections of TCP allocations (RFC 6062).
+    tcp: tcp_relay::TcpConns,
     alternate: alternate::AlternateState,
 }
 
@@ -303,6 +335,7 @@ impl Server {
             events: VecDeque::new(),
             token_counter: 0,
             stats: Stats::default(),
+            tcp: tcp_relay::TcpConns::default(),
             alternate: alternate::AlternateState::default(),
         }
     }
@@ -321,6 +354,16 @@ impl Server {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Counters of TCP allocations (RFC 6062).
+    pub fn tcp_stats(&self) -> &TcpStats {
+        &self.tcp.stats
+    }
+
+    /// Live TCP peer data connections (connecting, waiting or spliced).
+    pub fn tcp_connection_count(&self) -> usize {
+        self.tcp.len()
     }
 
     /// Number of live allocations in this shard.
@@ -357,6 +400,7 @@ impl Server {
 
     /// Expires allocations, reservations and cached responses due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
+        let unix = now.unix_secs;
         let now = now.mono;
         self.replay.expire(now);
         while let Some(&(at, key)) = self.timers.first() {
@@ -374,6 +418,13 @@ impl Server {
                 TimerKey::Reservation(token) => {
                     self.commands
                         .push_back(Command::ReleaseReservation { token });
+                }
+                TimerKey::TcpConnection(conn) => {
+                    let now = Now {
+                        mono: now,
+                        unix_secs: unix,
+                    };
+                    self.tcp_timeout(now, conn);
                 }
             }
         }
@@ -396,6 +447,7 @@ impl Server {
         for (i, at) in alloc.family_expires.into_iter().flatten().enumerate() {
             self.timers.remove(&(at, TimerKey::Family(id, i == 1)));
         }
+        self.close_tcp_connections(id);
         self.commands.push_back(Command::ReleaseRelay { relay: id });
         self.stats.allocations_ended += 1;
         self.events.push_back(Event::AllocationEnded {

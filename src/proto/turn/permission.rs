@@ -14,7 +14,7 @@ const MAX_PEERS_PER_REQUEST: usize = 16;
 impl Server {
     /// Checks a peer against the allocation's family and the peer policy;
     /// the error code to answer with if it is refused.
-    fn vet_peer(
+    pub(super) fn vet_peer(
         &mut self,
         req: Req,
         families: (bool, bool),
@@ -48,7 +48,7 @@ impl Server {
     }
 
     /// The client's allocation and its (IPv4, IPv6) relayed families.
-    fn client_allocation(&self, client: &FiveTuple) -> Option<(RelayId, (bool, bool))> {
+    pub(super) fn client_allocation(&self, client: &FiveTuple) -> Option<(RelayId, (bool, bool))> {
         let id = *self.by_client.get(client)?;
         let a = self.slab.get(id)?;
         Some((id, (a.serves_family(false), a.serves_family(true))))

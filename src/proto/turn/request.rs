@@ -66,6 +66,8 @@ fn known_attrs(method: Method) -> Option<&'static [AttrType]> {
         Method::REFRESH => &[AttrType::LIFETIME, AttrType::REQUESTED_ADDRESS_FAMILY],
         Method::CREATE_PERMISSION => &[AttrType::XOR_PEER_ADDRESS],
         Method::CHANNEL_BIND => &[AttrType::CHANNEL_NUMBER, AttrType::XOR_PEER_ADDRESS],
+        Method::CONNECT => &[AttrType::XOR_PEER_ADDRESS],
+        Method::CONNECTION_BIND => &[AttrType::CONNECTION_ID],
         _ => return None,
     })
 }
@@ -151,6 +153,8 @@ impl Server {
             Method::REFRESH => self.refresh(now, req, msg, auth),
             Method::CREATE_PERMISSION => self.create_permission(now, req, msg, auth),
             Method::CHANNEL_BIND => self.channel_bind(now, req, msg, auth),
+            Method::CONNECT => self.connect(now, req, msg, auth),
+            Method::CONNECTION_BIND => self.connection_bind(now, req, msg, auth),
             // invariant: known_attrs returned Some only for the methods above and Binding.
             _ => self.reject(now, req, ErrorCode::BAD_REQUEST, Some(auth.key)),
         }

@@ -48,9 +48,14 @@ fn allocate_errors() {
     // 400: no REQUESTED-TRANSPORT.
     let r = t.req(&c, Method::ALLOCATE, |_, _| {});
     assert_eq!(error_code(&t.request(c, &r)), 400);
-    // 442: TCP relay not offered.
+    // 400: TCP over UDP (RFC 6062 §5.1; TCP allocations are in tcp_relay.rs).
     let r = t.req(&c, Method::ALLOCATE, |w, _| {
         w.push(AttrType::REQUESTED_TRANSPORT, &[6, 0, 0, 0]);
+    });
+    assert_eq!(error_code(&t.request(c, &r)), 400);
+    // 442: a transport tern does not relay (SCTP).
+    let r = t.req(&c, Method::ALLOCATE, |w, _| {
+        w.push(AttrType::REQUESTED_TRANSPORT, &[132, 0, 0, 0]);
     });
     assert_eq!(error_code(&t.request(c, &r)), 442);
     // 440: IPv6 relay not available.

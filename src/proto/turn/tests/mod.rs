@@ -14,6 +14,7 @@ mod permission;
 mod refresh;
 mod relay;
 mod sha256;
+mod tcp_relay;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -74,6 +75,8 @@ pub(super) struct TestServer {
     /// Families released from dual allocations (`true` = IPv6).
     pub(super) released_family: Vec<(RelayId, bool)>,
     pub(super) fail_binds: bool,
+    /// RFC 6062 commands (ConnectPeer, ClosePeer, SpliceConnections), in order.
+    pub(super) tcp_cmds: Vec<Command>,
     tid_counter: u32,
     driver: Rc<SharedDriver>,
     /// Quota held per live relay, given back on `ReleaseRelay`.
@@ -112,6 +115,7 @@ impl TestServer {
             released: Vec::new(),
             released_family: Vec::new(),
             fail_binds: false,
+            tcp_cmds: Vec::new(),
             tid_counter: 0,
             driver,
             holds: HashMap::new(),
@@ -153,6 +157,17 @@ impl TestServer {
                 Command::ReleaseReservation { token } => {
                     self.driver.held.borrow_mut().remove(&token);
                 }
+                Command::ListenTcpRelay {
+                    relay,
+                    username,
+                    ipv6,
+                } => {
+                    let result = self.bind(relay, &username, ipv6, false, PortRequest::Any);
+                    self.server.handle_relay_bound(self.now, relay, result);
+                }
+                cmd @ (Command::ConnectPeer { .. }
+                | Command::ClosePeer { .. }
+                | Command::SpliceConnections { .. }) => self.tcp_cmds.push(cmd),
             }
         }
     }
