@@ -143,6 +143,9 @@ fn start_tern(dir: &std::path::Path) -> Server {
         .args(["--relay-ports", "20000-34999", "--realm", "tern"])
         .args(["--user", &format!("{USER}:{PASS}"), "--workers", "1"])
         .args(["--log-level", "warn"])
+        // Metrics are always kept; the admin listener on an ephemeral port
+        // so a tern already on 9641 does not stop the bench.
+        .args(["--admin-listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

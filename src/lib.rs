@@ -58,6 +58,14 @@
 //! worker is moved to the owner (`io/handoff.rs`), once per connection.
 //! All sit behind short mutexes in the driver.
 //!
+//! Operations reach the workers the same way (`io/ops.rs`): each worker
+//! owns a metrics block it alone writes, published once per loop
+//! iteration (per relayed datagram it adds a length to a plain integer),
+//! and a mailbox the admin API drops commands into (list or kick
+//! allocations, drain, a reloaded config) before waking it. `cmd/serve`
+//! owns the lifecycle: SIGTERM drains, SIGINT stops, SIGHUP reloads all or
+//! nothing (`cmd/serve/reload.rs`).
+//!
 //! # Panics
 //! Network input never panics: every length is checked before it is used,
 //! and bad input is answered with the RFC's error or dropped and counted.
