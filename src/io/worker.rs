@@ -29,6 +29,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 
 use super::clock;
+use super::coalesce::Coalescer;
 use super::events::log_event;
 use super::shared::{QuotaLedger, Reservations};
 use super::slots::Slots;
@@ -40,10 +41,6 @@ use crate::settings::Settings;
 
 /// Largest UDP payload plus the headroom and tailroom the core writes into.
 const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
-
-/// A wakeup that handled fewer datagrams than this is "small": with
-/// coalescing on, the worker waits before the next poll.
-const COALESCE_BELOW: usize = 16;
 
 /// How often idle TCP connections are looked for.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -104,6 +101,8 @@ pub(crate) struct Worker {
     pub(super) ready: Vec<SocketId>,
     /// Datagrams handled since the last poll (for coalescing).
     pub(super) handled: usize,
+    /// Whether to wait before the next poll (see `coalesce.rs`).
+    pub(super) coalescer: Coalescer,
     pub(super) seed: u64,
     next_housekeeping: Instant,
 }
@@ -138,6 +137,7 @@ impl Worker {
                 .register(&mut s, token, Interest::READABLE)?;
             listeners.push((s, addr, kind));
         }
+        let coalescer = Coalescer::new(shared.settings.coalesce);
         Ok(Self {
             poll,
             server,
@@ -153,6 +153,7 @@ impl Worker {
             max_segments,
             ready: Vec::new(),
             handled: 0,
+            coalescer,
             seed,
             next_housekeeping: clock::mono() + HOUSEKEEPING,
         })
@@ -167,13 +168,6 @@ impl Worker {
             unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
         }
         while !self.shared.shutdown.load(Ordering::Relaxed) {
-            // Interrupt coalescing: after a wakeup that found only a few
-            // datagrams, let the next ones gather so they are received and
-            // sent in one batch (each wakeup costs more than a datagram).
-            if !coalesce.is_zero() && self.handled > 0 && self.handled < COALESCE_BELOW {
-                clock::sleep(coalesce);
-            }
-            self.handled = 0;
             let deadline = self
                 .server
                 .poll_timeout()
@@ -209,6 +203,13 @@ impl Worker {
                 self.close_idle(now.mono);
             }
             self.drain();
+            // Adaptive coalescing: wait only when traffic is heavy enough
+            // to fill a batch within `server.coalesce_us` (see coalesce.rs).
+            let handled = std::mem::take(&mut self.handled);
+            let wait = self.coalescer.after_wakeup(now.mono, handled);
+            if !wait.is_zero() && self.ready.is_empty() {
+                clock::sleep(wait);
+            }
         }
         let open: Vec<usize> = self.conns.keys().collect();
         for i in open {
@@ -222,8 +223,14 @@ impl Worker {
             SocketId::Waker => {}
             SocketId::Udp(i) => self.udp_readable(i),
             SocketId::Relay { slot, ipv6 } => self.relay_readable(slot, ipv6),
-            SocketId::StreamListener(i) => self.accept(i),
-            SocketId::Conn(i) => self.conn_event(i, readable, writable),
+            SocketId::StreamListener(i) => {
+                self.coalescer.urgent();
+                self.accept(i);
+            }
+            SocketId::Conn(i) => {
+                self.coalescer.urgent();
+                self.conn_event(i, readable, writable);
+            }
         }
     }
 
