@@ -110,9 +110,11 @@ fn row(name: &str, r: &BrowserReport) {
 
 const HEADER: &str = "| server | rate | offered | delivered | loss % | µs/relayed | wakeups/relayed | one pass p50/p99/p99.9 µs | relay-to-relay p50/p99/p99.9 µs | server drops | tool drops | tool CPU % |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
-/// Steps every server up the rate ladder until it loses; returns per
-/// server the highest loss-free rate of each repetition and the highest
-/// delivered rate seen.
+/// Steps every server up the rate ladder: the highest loss-free rate is
+/// the last step before the first loss; the ladder goes on past it while
+/// the delivered rate still grows, to find the peak (the capacity the
+/// overload section doubles). Returns per server the highest loss-free
+/// rate of each repetition and the highest delivered rate seen.
 fn step_up(
     servers: &[Server],
     sessions: &mut [BrowserSession],
@@ -123,11 +125,14 @@ fn step_up(
     let mut best = vec![Vec::new(); servers.len()];
     let mut peak = vec![0.0f64; servers.len()];
     for rep in 0..reps {
-        let mut alive = vec![true; servers.len()];
+        // Per server: still climbing, lost already, last delivered rate.
+        let mut climbing = vec![true; servers.len()];
+        let mut lost = vec![false; servers.len()];
+        let mut last = vec![0.0f64; servers.len()];
         let mut top = vec![0.0; servers.len()];
         for &rate in rates {
             for (i, s) in servers.iter().enumerate() {
-                if !alive[i] {
+                if !climbing[i] {
                     continue;
                 }
                 let r = sessions[i]
@@ -137,13 +142,16 @@ fn step_up(
                 if rep == 0 {
                     row(s.name, &r);
                 }
-                if loss_free(&r) {
+                if !lost[i] && loss_free(&r) {
                     top[i] = rate as f64;
                 } else {
-                    alive[i] = false;
+                    // Past the first loss: climb on only while delivery grows.
+                    climbing[i] = !lost[i] || r.delivered_pps > 1.03 * last[i];
+                    lost[i] = true;
                 }
+                last[i] = r.delivered_pps;
             }
-            if !alive.iter().any(|&a| a) {
+            if !climbing.iter().any(|&c| c) {
                 break;
             }
         }
@@ -177,60 +185,13 @@ fn main() {
             .join(", ")
     );
 
-    // ---- 1. Browser-like, step up until loss ------------------------------
-    let rates: &[u64] = if quick {
-        &[25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000]
-    } else {
-        &[
-            20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000, 160_000, 180_000, 200_000,
-            230_000, 260_000, 300_000, 350_000,
-        ]
-    };
+    let rates = ladder(quick);
     let mut sessions: Vec<BrowserSession> = servers
         .iter()
         .map(|s| BrowserSession::establish(&browser(s, 1, secs)).expect("establish flows"))
         .collect();
-    let realtime = browser(&servers[0], 1, secs).realtime_rate();
-    println!(
-        "\n## Browser-like: {FLOWS} flows, single datagrams, paced per flow (real time = {realtime:.0} pkt/s), step up until loss (rep 1 shown)\n"
-    );
-    println!("{HEADER}");
-    let (best, peak) = step_up(&servers, &mut sessions, rates, reps, secs);
-    println!();
-    for (i, s) in servers.iter().enumerate() {
-        let (m, lo, hi) = stats(best[i].clone());
-        println!(
-            "- {}: highest loss-free rate {m:.0} pkt/s (min {lo:.0}, max {hi:.0} over {reps}); peak delivered {:.0} pkt/s",
-            s.name, peak[i]
-        );
-    }
-    if best.len() == 2 {
-        println!(
-            "- tern/coturn highest loss-free rate: {:.2}×",
-            stats(best[0].clone()).0 / stats(best[1].clone()).0
-        );
-    }
-    flush();
-
-    // ---- 2. Overload: 2× the peak ------------------------------------------
-    println!("\n## Overload: offered 2× the peak delivered rate ({reps} rep(s))\n");
-    println!("{HEADER}");
-    for (i, s) in servers.iter().enumerate() {
-        let rate = (2.0 * peak[i]) as u64;
-        let mut kept = Vec::new();
-        for _ in 0..reps {
-            let r = sessions[i]
-                .run(&browser(s, rate.max(1), secs))
-                .expect("overload run");
-            row(s.name, &r);
-            kept.push(r.delivered_pps / peak[i].max(1.0));
-        }
-        println!(
-            "- {}: delivered at 2× offered = {:.0} % of peak (target ≥ 90 %)",
-            s.name,
-            100.0 * stats(kept).0
-        );
-    }
+    let peak = headline(&servers, &mut sessions, rates, reps, secs);
+    overload(&servers, &mut sessions, &peak, reps, secs);
     for s in sessions {
         s.close().expect("close flows");
     }
@@ -239,28 +200,9 @@ fn main() {
     latency_table(&servers, reps);
     gso_line(&servers, reps);
 
-    // ---- 5. Workers --------------------------------------------------------
     if !quick && cores() >= 2 {
         drop(servers);
-        let two = start_tern(&dir, 2, false);
-        println!(
-            "\n## Workers: tern with 2 workers (unpinned; the load generator shares the cores)\n"
-        );
-        println!("{HEADER}");
-        let mut session =
-            BrowserSession::establish(&browser(&two, 1, secs)).expect("establish flows");
-        let (best, peak) = step_up(
-            std::slice::from_ref(&two),
-            std::slice::from_mut(&mut session),
-            rates,
-            1,
-            secs,
-        );
-        println!(
-            "- tern, 2 workers: highest loss-free rate {:.0} pkt/s, peak delivered {:.0} pkt/s",
-            best[0][0], peak[0]
-        );
-        session.close().expect("close flows");
+        workers(&dir, rates, secs);
     }
     println!(
         "\nbrowser_like finished in {:.0} s",
@@ -337,4 +279,108 @@ fn gso_line(servers: &[Server], reps: usize) {
         session.close().expect("close");
     }
     flush();
+}
+
+/// The rate ladder of the headline section.
+fn ladder(quick: bool) -> &'static [u64] {
+    if quick {
+        &[
+            25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000, 300_000,
+        ]
+    } else {
+        &[
+            20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000, 160_000, 180_000, 200_000,
+            230_000, 260_000, 300_000, 350_000,
+        ]
+    }
+}
+
+/// Section 1: the ladder and the highest loss-free rates; returns each
+/// server's peak delivered rate.
+fn headline(
+    servers: &[Server],
+    sessions: &mut [BrowserSession],
+    rates: &[u64],
+    reps: usize,
+    secs: f64,
+) -> Vec<f64> {
+    let realtime = browser(&servers[0], 1, secs).realtime_rate();
+    println!(
+        "\n## Browser-like: {FLOWS} flows, single datagrams, paced per flow (real time = {realtime:.0} pkt/s), step up until loss (rep 1 shown)\n"
+    );
+    println!("{HEADER}");
+    let (best, peak) = step_up(servers, sessions, rates, reps, secs);
+    println!();
+    for (i, s) in servers.iter().enumerate() {
+        let (m, lo, hi) = stats(best[i].clone());
+        println!(
+            "- {}: highest loss-free rate {m:.0} pkt/s (min {lo:.0}, max {hi:.0} over {reps}); peak delivered {:.0} pkt/s",
+            s.name, peak[i]
+        );
+    }
+    if best.len() == 2 {
+        println!(
+            "- tern/coturn highest loss-free rate: {:.2}×",
+            stats(best[0].clone()).0 / stats(best[1].clone()).0
+        );
+    }
+    flush();
+    peak
+}
+
+/// Section 2: offered 2× each server's peak; delivered ÷ peak.
+fn overload(
+    servers: &[Server],
+    sessions: &mut [BrowserSession],
+    peak: &[f64],
+    reps: usize,
+    secs: f64,
+) {
+    println!("\n## Overload: offered 2× the peak delivered rate ({reps} rep(s))\n");
+    println!("{HEADER}");
+    for (i, s) in servers.iter().enumerate() {
+        let rate = (2.0 * peak[i]) as u64;
+        let mut kept = Vec::new();
+        let mut offered = Vec::new();
+        for _ in 0..reps {
+            let r = sessions[i]
+                .run(&browser(s, rate.max(1), secs))
+                .expect("overload run");
+            row(s.name, &r);
+            kept.push(r.delivered_pps / peak[i].max(1.0));
+            offered.push(r.offered_pps / peak[i].max(1.0));
+        }
+        let offered = stats(offered).0;
+        println!(
+            "- {}: offered {offered:.1}× its peak ({:.0} pkt/s), delivered {:.0} % of the peak (target ≥ 90 %){}",
+            s.name,
+            peak[i],
+            100.0 * stats(kept).0,
+            if offered < 1.9 {
+                "; the load generator could not offer 2×"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Section 5: the ladder for tern with 2 workers, unpinned.
+fn workers(dir: &std::path::Path, rates: &[u64], secs: f64) {
+    let two = start_tern(dir, 2, false);
+    println!("\n## Workers: tern with 2 workers (unpinned; the load generator shares the cores)\n");
+    println!("{HEADER}");
+    let mut session = BrowserSession::establish(&browser(&two, 1, secs)).expect("establish flows");
+    let (best, peak) = step_up(
+        std::slice::from_ref(&two),
+        std::slice::from_mut(&mut session),
+        rates,
+        1,
+        secs,
+    );
+    println!(
+        "- tern, 2 workers: highest loss-free rate {:.0} pkt/s, peak delivered {:.0} pkt/s",
+        best[0][0], peak[0]
+    );
+    session.close().expect("close flows");
 }

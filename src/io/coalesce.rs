@@ -129,7 +129,7 @@ mod tests {
         // 20 kpkt/s, one datagram per wakeup: a batch of 8 would take
         // 400 µs, more than the 200 µs cap, so no wait is ever added.
         let mut c = Coalescer::new(Duration::from_micros(200));
-        let mut t = Instant::now();
+        let mut t = crate::io::clock::mono();
         let wait = steady(&mut c, &mut t, Duration::from_micros(50), 1, 100);
         assert_eq!(wait, Duration::ZERO);
         assert!((c.rate() - 20_000.0).abs() < 1.0, "{}", c.rate());
@@ -139,7 +139,7 @@ mod tests {
     fn heavy_traffic_waits_for_a_batch_within_the_cap() {
         // 100 kpkt/s, one or two datagrams per wakeup: wait 8 / 100k = 80 µs.
         let mut c = Coalescer::new(Duration::from_micros(200));
-        let mut t = Instant::now();
+        let mut t = crate::io::clock::mono();
         let wait = steady(&mut c, &mut t, Duration::from_micros(20), 2, 200);
         let us = wait.as_secs_f64() * 1e6;
         assert!((75.0..=85.0).contains(&us), "waited {us} µs");
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn full_batches_urgent_wakeups_and_a_zero_cap_do_not_wait() {
         let mut c = Coalescer::new(Duration::from_micros(200));
-        let mut t = Instant::now();
+        let mut t = crate::io::clock::mono();
         steady(&mut c, &mut t, Duration::from_micros(20), 2, 200);
         t += Duration::from_micros(20);
         assert_eq!(c.after_wakeup(t, BATCH), Duration::ZERO, "full batch");
@@ -160,7 +160,7 @@ mod tests {
         assert!(c.after_wakeup(t, 2) > Duration::ZERO);
 
         let mut off = Coalescer::new(Duration::ZERO);
-        let mut t = Instant::now();
+        let mut t = crate::io::clock::mono();
         assert_eq!(
             steady(&mut off, &mut t, Duration::from_micros(5), 2, 100),
             Duration::ZERO
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn an_idle_gap_ends_the_waiting_within_a_few_wakeups() {
         let mut c = Coalescer::new(Duration::from_micros(200));
-        let mut t = Instant::now();
+        let mut t = crate::io::clock::mono();
         steady(&mut c, &mut t, Duration::from_micros(20), 2, 200);
         // Traffic drops to 1 kpkt/s: after a handful of wakeups no more waits.
         let wait = steady(&mut c, &mut t, Duration::from_millis(1), 1, 6);

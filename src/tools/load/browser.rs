@@ -431,7 +431,7 @@ impl<'s> Run<'s> {
         load_cpu_pct: f64,
     ) -> BrowserReport {
         let sent: u64 = self.sent.iter().sum();
-        let delivered: u64 = self.recv.iter().map(|&r| r).sum::<u64>().min(sent);
+        let delivered: u64 = self.recv.iter().copied().sum::<u64>().min(sent);
         let relayed: u64 = self
             .lanes
             .iter()
