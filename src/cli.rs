@@ -260,6 +260,15 @@ pub struct LoadArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Browser-like traffic: every datagram alone, paced per flow (audio
+    /// every 20 ms, a video frame every 33 ms), half the flows to UDP peers
+    /// both ways, half relay to relay; --rate scales the schedule
+    /// (default: real time). Ignores --size, --burst, --window, --direction.
+    #[arg(long)]
+    pub browser: bool,
+    /// Browser-like: packets per video frame.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub video_packets: usize,
 }
 
 /// `tern ctl`.
