@@ -7,6 +7,8 @@ pub mod credential;
 pub mod import_coturn;
 #[cfg(feature = "tools")]
 pub mod load;
+#[cfg(feature = "tools")]
+pub mod probe;
 pub mod serve;
 
 use std::path::Path;
