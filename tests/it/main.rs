@@ -36,6 +36,7 @@ mod issuer;
 mod layering;
 mod load;
 mod netns;
+mod probe;
 mod proxy_protocol;
 mod relay_to_relay;
 mod security;
