@@ -3,6 +3,7 @@
 //! walk itself is [`crate::tools::probe`]). Exit status 0 when every step
 //! passed, 1 otherwise; the report goes to stdout (text or `--json`).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub struct ProbeArgs {
     #[arg(long, requires = "password", conflicts_with_all = ["rest_secret", "issuer"])]
     pub user: Option<String>,
     /// Password for --user.
-    #[arg(long, env = "TERN_PASSWORD", hide_env_values = true, requires = "user")]
+    #[arg(long, env = "TERN_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Mint a TURN REST credential locally with this shared secret (one of
     /// the server's auth.rest_secrets; coturn: static-auth-secret).
@@ -74,6 +75,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", report.text());
     }
+    std::io::stdout().flush()?;
     if !report.ok {
         // The report (stdout) says what failed and why; this is the exit status.
         bail!(
@@ -138,4 +140,72 @@ fn credentials(args: &ProbeArgs, turn: bool) -> anyhow::Result<(String, Secret<S
          or --issuer URL --token-file FILE"
     );
     Ok((String::new(), Secret::new(String::new())))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<ProbeArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["tern", "probe"], args].concat())?;
+        match cli.resolved_command() {
+            Command::Probe(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_a_probe_config() {
+        let a = parse(&[
+            "turn:h:3479?transport=tcp",
+            "--user",
+            "u",
+            "--password",
+            "p",
+        ])
+        .unwrap();
+        let cfg = config(&a).unwrap();
+        assert_eq!(
+            (cfg.user.as_str(), cfg.password.expose().as_str()),
+            ("u", "p")
+        );
+        assert_eq!(cfg.target.port, 3479);
+        let a = parse(&["turn:h", "--rest-secret", "s", "--rest-user", "mon"]).unwrap();
+        let cfg = config(&a).unwrap();
+        let (expiry, user) = cfg.user.split_once(':').unwrap();
+        assert!(
+            expiry.parse::<u64>().is_ok() && user == "mon",
+            "{}",
+            cfg.user
+        );
+        assert_eq!(cfg.password.expose(), &rest_password(b"s", &cfg.user));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do() {
+        // A TURN probe without credentials, a runaway count, two credential sources.
+        assert!(config(&parse(&["turn:h"]).unwrap()).is_err());
+        assert!(config(&parse(&["stun:h"]).unwrap()).is_ok());
+        let a = parse(&["turn:h", "--rest-secret", "s", "--count", "100001"]).unwrap();
+        assert!(config(&a).is_err());
+        let a = parse(&["turn:h", "--rest-secret", "s", "--interval", "0"]).unwrap();
+        assert!(config(&a).is_err());
+        assert!(
+            parse(&[
+                "turn:h",
+                "--user",
+                "u",
+                "--password",
+                "p",
+                "--rest-secret",
+                "s"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["turn:h", "--issuer", "http://x"]).is_err());
+        assert!(parse(&["turns:h", "--ca", "c.pem", "--insecure"]).is_err());
+    }
 }

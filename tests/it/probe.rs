@@ -22,7 +22,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `tern probe ARGS`.
 fn probe(args: &[&str]) -> ToolOutput {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
-    cmd.arg("probe").args(args).env_remove("TERN_REST_SECRET");
+    cmd.arg("probe")
+        .args(args)
+        .env_remove("TERN_REST_SECRET")
+        .env_remove("TERN_PASSWORD");
     run_tool(&mut cmd, PROBE_TIMEOUT)
 }
 
@@ -69,7 +72,11 @@ fn assert_walked(out: &ToolOutput, report: &Value, connect: bool) {
         assert!(step["ms"].as_f64().unwrap() >= 0.0, "{step}");
         assert!(step["detail"].is_string(), "{step}");
     }
-    let relayed: SocketAddr = report["addresses"]["relayed"].as_str().unwrap().parse().unwrap();
+    let relayed: SocketAddr = report["addresses"]["relayed"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let peer: SocketAddr = report["addresses"]["peer_relayed"]
         .as_str()
         .unwrap()
@@ -81,7 +88,10 @@ fn assert_walked(out: &ToolOutput, report: &Value, connect: bool) {
     // The Allocate step shows the 401 that taught the realm.
     let allocate = &report["steps"][want.iter().position(|s| *s == "allocate").unwrap()];
     assert!(
-        allocate["detail"].as_str().unwrap().contains(&format!("401 (realm \"{REALM}\")")),
+        allocate["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("401 (realm \"{REALM}\")")),
         "{allocate}"
     );
 }
@@ -134,7 +144,8 @@ fn wrong_password_fails_with_the_realm() {
     let out = probe(&[&uri, "--user", USER, "--password", "wrong"]);
     assert!(!out.success(), "{out}");
     assert!(
-        out.stdout.contains(&format!("credentials refused (realm \"{REALM}\")")),
+        out.stdout
+            .contains(&format!("credentials refused (realm \"{REALM}\")")),
         "{out}"
     );
     assert!(out.stdout.contains("FAIL allocate"), "{out}");
@@ -196,7 +207,11 @@ fn private_ca(dir: &Path) -> (std::path::PathBuf, TlsSettings) {
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
-    let (ca_pem, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let (ca_pem, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca_pem, ca.pem()).unwrap();
     std::fs::write(&cert, leaf.pem() + &ca.pem()).unwrap();
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
@@ -224,7 +239,10 @@ fn probe_walks_tls_with_a_private_ca() {
     let (out, report) = probe_json(&uri, &[]);
     assert!(!out.success(), "{out}");
     assert_eq!(report["failed_step"], "connect", "{out}");
-    assert!(report["hint"].as_str().unwrap().contains("--ca FILE"), "{out}");
+    assert!(
+        report["hint"].as_str().unwrap().contains("--ca FILE"),
+        "{out}"
+    );
     // --insecure skips the check.
     let (out, report) = probe_json(&uri, &["--insecure"]);
     assert_walked(&out, &report, true);
@@ -243,6 +261,8 @@ fn probe_with_a_credential_from_the_issuer() {
     std::fs::write(&tokens, format!("{}\n", crate::issuer::TOKEN)).unwrap();
     let url = format!("http://{}", http.addr);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+    cmd.env_remove("TERN_REST_SECRET")
+        .env_remove("TERN_PASSWORD");
     cmd.args(["probe", &format!("turn:{}", server.udp), "--json"])
         .args(["--issuer", &url, "--token-file", tokens.to_str().unwrap()]);
     let out = run_tool(&mut cmd, PROBE_TIMEOUT);
@@ -265,7 +285,16 @@ fn probe_walks_coturn() {
     assert_walked(&out, &report, false);
     let (out, report) = probe_json(&format!("turn:{}?transport=tcp", server.tcp), &[]);
     assert_walked(&out, &report, true);
-    let out = probe(&[&format!("turn:{}", server.udp), "--user", USER, "--password", "x"]);
+    let out = probe(&[
+        &format!("turn:{}", server.udp),
+        "--user",
+        USER,
+        "--password",
+        "x",
+    ]);
     assert!(!out.success(), "{out}");
-    assert!(out.stdout.contains("credentials refused (realm \"tern\")"), "{out}");
+    assert!(
+        out.stdout.contains("credentials refused (realm \"tern\")"),
+        "{out}"
+    );
 }

@@ -20,6 +20,7 @@
 pub mod connect;
 mod hints;
 pub mod issuer;
+mod nat;
 mod relay;
 pub mod report;
 pub mod target;
@@ -107,6 +108,9 @@ impl Probe<'_> {
             .map_err(|e| self.fail("connect", t0, e.clone(), e))?;
         let mut a = self.open(&leg)?;
         self.binding(&mut a)?;
+        if leg.transport == Transport::Udp {
+            self.addrs.nat_type = nat::discover(server);
+        }
         if !self.cfg.target.turn {
             return Ok(());
         }
@@ -217,21 +221,9 @@ impl Probe<'_> {
     /// server that answered on a public address: reported, not fatal (the
     /// relay-to-relay data step may still work inside the server).
     fn check_relay_address(&mut self, server: SocketAddr, relay: SocketAddr) {
-        if is_public(relay.ip()) || !is_public(server.ip()) {
-            return;
+        if let Some((detail, hint)) = unreachable_relay(server, relay) {
+            self.fail("relay_address", Instant::now(), detail, hint);
         }
-        let t0 = Instant::now();
-        let detail = format!(
-            "relayed address {relay} is not public while the server answered on {}",
-            server.ip()
-        );
-        let hint = format!(
-            "relay.advertised_address is probably missing: set it to the server's public IP \
-             (coturn: external-ip={}/{}); peers elsewhere cannot reach {relay}",
-            server.ip(),
-            relay.ip()
-        );
-        self.fail("relay_address", t0, detail, hint);
     }
 
     fn refresh(&mut self, a: &mut Client, b: &mut Client) -> Result<(), Failed> {
@@ -293,6 +285,26 @@ fn verdict_ok(target: &Target, ping: Option<&report::PingStats>) -> String {
     v
 }
 
+/// The detail and hint when `relay` is private (or loopback) while
+/// `server` is public: the server hands out an address only its own
+/// network can reach.
+fn unreachable_relay(server: SocketAddr, relay: SocketAddr) -> Option<(String, String)> {
+    if is_public(relay.ip()) || !is_public(server.ip()) {
+        return None;
+    }
+    let detail = format!(
+        "relayed address {relay} is not public while the server answered on {}",
+        server.ip()
+    );
+    let hint = format!(
+        "relay.advertised_address is probably missing: set it to the server's public IP \
+         (coturn: external-ip={}/{}); peers elsewhere cannot reach {relay}",
+        server.ip(),
+        relay.ip()
+    );
+    Some((detail, hint))
+}
+
 /// Best-effort Refresh(0) after a failure, so the probe leaves nothing
 /// allocated; its own failure is not the one to report.
 fn delete(c: &mut Client) {
@@ -301,4 +313,26 @@ fn delete(c: &mut Client) {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_relay_behind_a_public_server_is_flagged() {
+        let public = SocketAddr::new([203, 0, 114, 1].into(), 3478); // not a documentation range
+        let private: SocketAddr = "10.0.0.5:50000".parse().unwrap();
+        let (_, hint) = unreachable_relay(public, private).unwrap();
+        assert!(
+            hint.contains("relay.advertised_address is probably missing"),
+            "{hint}"
+        );
+        assert!(hint.contains("external-ip=203.0.114.1/10.0.0.5"), "{hint}");
+        // Private server (a LAN, a test): a private relay is expected.
+        assert!(unreachable_relay("192.168.1.2:3478".parse().unwrap(), private).is_none());
+        // Public relay: fine.
+        let relay = SocketAddr::new([203, 0, 114, 1].into(), 50_000);
+        assert!(unreachable_relay(public, relay).is_none());
+    }
 }
