@@ -68,11 +68,45 @@ pub fn fetch(
     let _ = tcp.set_read_timeout(Some(TIMEOUT));
     tcp.write_all(request.as_bytes())
         .map_err(|e| format!("issuer {addr}: {e}"))?;
-    let mut response = Vec::new();
-    tcp.take(MAX_RESPONSE)
-        .read_to_end(&mut response)
-        .map_err(|e| format!("issuer {addr}: reading the answer: {e}"))?;
+    let response =
+        read_response(&mut tcp).map_err(|e| format!("issuer {addr}: reading the answer: {e}"))?;
     parse(&response).map_err(|e| format!("issuer {url}: {e}"))
+}
+
+/// Reads until the body named by Content-Length is complete, or the
+/// server closes (a keep-alive server is not waited on), at most
+/// [`MAX_RESPONSE`] bytes.
+fn read_response(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(response);
+        }
+        response.extend_from_slice(&chunk[..n]);
+        if response.len() as u64 >= MAX_RESPONSE {
+            return Ok(response);
+        }
+        if let Some(total) = complete_len(&response) {
+            if response.len() >= total {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+/// Header block plus Content-Length, once the header block is in.
+fn complete_len(response: &[u8]) -> Option<usize> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&response[..head_end]).ok()?;
+    let len = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    })?;
+    Some(head_end + len)
 }
 
 /// The TURN username and credential of an HTTP response from the issuer.
@@ -128,6 +162,13 @@ mod tests {
         );
         let (u, c) = parse(resp.as_bytes()).unwrap();
         assert_eq!((u.as_str(), c.expose().as_str()), ("9:u", "c"));
+    }
+
+    #[test]
+    fn a_complete_answer_is_known_by_its_length() {
+        let head = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n";
+        assert_eq!(complete_len(head), Some(head.len() + 2));
+        assert_eq!(complete_len(b"HTTP/1.1 201 Created\r\n"), None);
     }
 
     #[test]

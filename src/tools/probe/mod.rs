@@ -36,7 +36,7 @@ use crate::secret::Secret;
 use crate::tools::client::Client;
 
 /// Most pings one `--count` run sends.
-pub const MAX_COUNT: u32 = 100_000;
+pub const MAX_COUNT: u32 = 10_000;
 
 /// What to probe and how.
 #[derive(Debug)]
@@ -149,7 +149,10 @@ impl Probe<'_> {
             Ok(addrs) => {
                 let server = addrs[0];
                 self.addrs.server = Some(server);
-                let detail = format!("{} → {server} ({})", target.host, target.transport);
+                let mut detail = format!("{} → {server} ({})", target.host, target.transport);
+                if addrs.len() > 1 {
+                    detail.push_str(&format!("; the first of {} addresses", addrs.len()));
+                }
                 self.pass("resolve", t0, detail);
                 Ok(server)
             }
