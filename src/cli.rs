@@ -66,6 +66,9 @@ pub enum Command {
     /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
     /// every option not carried over is reported on stderr with its line.
     ImportCoturn(ImportCoturnArgs),
+    /// Control a running tern through its admin listener: status,
+    /// allocations, kick, drain, undrain, reload.
+    Ctl(CtlArgs),
 }
 
 /// `tern import-coturn`.
@@ -263,6 +266,46 @@ pub struct LoadArgs {
     pub json: bool,
 }
 
+/// `tern ctl`.
+#[derive(Clone, Debug, Args)]
+pub struct CtlArgs {
+    /// Admin listener "IP:PORT" (default: admin.listen of --config, else 127.0.0.1:9641).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// File holding the admin bearer token (default: admin.token_file of --config).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Print the server's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+/// What `tern ctl` does.
+#[derive(Clone, Debug, Subcommand)]
+pub enum CtlAction {
+    /// Version, uptime, allocations, draining, listeners, last reload.
+    Status,
+    /// List live allocations (no secrets).
+    Allocations {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End every allocation of USER now (e.g. a leaked credential).
+    Kick {
+        /// The username (for REST credentials, the whole `EXPIRY:USER`).
+        user: String,
+    },
+    /// Start a graceful drain: readiness 503, new allocations refused.
+    Drain,
+    /// Cancel a drain.
+    Undrain,
+    /// Re-read the config file and apply it (all or nothing).
+    Reload,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +355,10 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.resolved_command(), Command::Credential(a) if a.ttl == 60));
         assert!(Cli::try_parse_from(["tern", "--user", "nocolon"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tern", "ctl", "--admin", "127.0.0.1:1", "kick", "u"]).unwrap();
+        assert!(
+            matches!(cli.resolved_command(), Command::Ctl(a) if matches!(&a.action, CtlAction::Kick { user } if user == "u"))
+        );
     }
 }

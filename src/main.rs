@@ -33,5 +33,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         #[cfg(feature = "tools")]
         Command::Probe(args) => cmd::probe::run(&args),
         Command::ImportCoturn(args) => cmd::import_coturn::run(&args),
+        Command::Ctl(args) => cmd::ctl::run(cli, &args),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod check_config;
 pub mod credential;
+pub mod ctl;
 pub mod import_coturn;
 #[cfg(feature = "tools")]
 pub mod load;

@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub proxy_protocol: ProxyProtocolSection,
     /// Logging.
     pub log: LogSection,
+    /// The admin HTTP listener (metrics, health, control).
+    pub admin: AdminSection,
     /// The iceServers endpoint (credential issuer).
     pub issuer: IssuerSection,
     /// Where this config came from (file path or `EMBEDDED_NAME`); used in errors.
@@ -304,6 +306,27 @@ impl Default for LogSection {
         Self {
             level: "info".to_owned(),
             format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Admin HTTP listener "IP:PORT" (/metrics, /livez, /readyz, /status,
+    /// /v1/…); "" = off. Never a TURN port.
+    pub listen: String,
+    /// File holding a bearer token for the admin API; "" = none. Required
+    /// when `listen` is not a loopback address.
+    pub token_file: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9641".to_owned(),
+            token_file: String::new(),
         }
     }
 }

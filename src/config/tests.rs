@@ -81,7 +81,7 @@ fn unknown_key_in_every_table_is_rejected() {
             .filter(|(_, v)| v.is_table())
             .map(|(k, _)| Some(k.clone())),
     );
-    assert_eq!(tables.len(), 11, "{tables:?}");
+    assert_eq!(tables.len(), 12, "{tables:?}");
     for table in tables {
         let mut doc = base.clone();
         let target = match &table {

@@ -62,7 +62,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_allocations: 100_000,
+            max_allocations: 16_384,
             max_allocations_per_user: 100,
             max_permissions_per_allocation: 64,
             max_channels_per_allocation: 64,

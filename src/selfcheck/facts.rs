@@ -46,7 +46,8 @@ pub fn certificate_not_after(path: &Path) -> Result<i64, CertExpiryError> {
     Ok(cert.validity().not_after.timestamp())
 }
 
-/// The RLIMIT_NOFILE soft limit; `None` when unlimited or unreadable.
+/// The RLIMIT_NOFILE hard limit, which `tern serve` raises its soft limit
+/// to at start; `None` when unlimited or unreadable.
 pub(super) fn open_files_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -54,7 +55,7 @@ pub(super) fn open_files_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+    (rc == 0 && lim.rlim_max != libc::RLIM_INFINITY).then_some(lim.rlim_max)
 }
 
 /// Listener IPs, with unspecified ones replaced by the host's addresses of

@@ -28,7 +28,7 @@ pub const SPARE_FILES: u64 = 256;
 /// What the caller found out about the host (see [`Facts::gather`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
-    /// The open-files (RLIMIT_NOFILE) soft limit; `None` = unknown or unlimited.
+    /// The open-files (RLIMIT_NOFILE) hard limit; `None` = unknown or unlimited.
     pub open_files_limit: Option<u64>,
     /// The IPs the listeners answer on: each configured listener address,
     /// with an unspecified one (0.0.0.0, ::) replaced by the host's addresses.
@@ -186,10 +186,10 @@ impl fmt::Display for Warning {
                 let raise = need.div_ceil(1024) * 1024;
                 write!(
                     f,
-                    "the open-files limit (RLIMIT_NOFILE) is {limit} but the quotas need about \
+                    "the open-files hard limit (RLIMIT_NOFILE; tern raises its soft limit to it) is {limit} but the quotas need about \
                      {need} ({relay_sockets} relay sockets + {tcp_connections} TCP connections + \
                      {SPARE_FILES} spare): raise it with LimitNOFILE={raise} in the systemd unit \
-                     or `ulimit -n {raise}` before starting tern, or lower \
+                     or `ulimit -Hn {raise}` before starting tern, or lower \
                      limits.max_allocations / limits.tcp_max_connections"
                 )
             }

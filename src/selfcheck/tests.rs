@@ -116,7 +116,7 @@ fn open_files_limit_below_the_quotas() {
     );
     let text = w[0].to_string();
     assert!(text.contains("LimitNOFILE=3072"), "{text}");
-    assert!(text.contains("ulimit -n 3072"), "{text}");
+    assert!(text.contains("ulimit -Hn 3072"), "{text}");
     f.open_files_limit = Some(2256);
     assert_eq!(check(&s, &f), []);
     f.open_files_limit = None;

@@ -81,3 +81,31 @@ pub fn detect_relay_ip() -> IpAddr {
 fn is_link_local(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V4(v4) if v4.is_link_local())
 }
+
+/// Raises the open-files soft limit to the hard limit, as servers that hold
+/// one socket per allocation do (an ordinary shell starts with a soft limit
+/// far below what the quotas need; the hard limit is the operator's real
+/// ceiling, e.g. systemd's `LimitNOFILE=`). Returns the soft limit in force
+/// afterwards, if readable.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one `rlimit` through a valid pointer;
+        // raising the soft limit up to the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    Some(lim.rlim_cur)
+}

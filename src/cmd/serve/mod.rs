@@ -46,6 +46,9 @@ pub fn run(settings: Settings, generated: Option<GeneratedCredential>) -> anyhow
     let creds = &settings.proto.credentials;
     let (users, secrets) = (creds.user_count(), creds.rest_secret_count());
     let realm = settings.proto.realm.clone();
+    if let Some(n) = host::raise_open_files_limit() {
+        tracing::debug!(limit = n, "open-files soft limit");
+    }
     for w in crate::selfcheck::run(&settings) {
         tracing::warn!("self-check: {w}");
     }
