@@ -253,13 +253,13 @@ fn probe_walks_tls_with_a_private_ca() {
 fn probe_with_a_credential_from_the_issuer() {
     let server = TestServer::start_rest();
     let dir = tempfile::tempdir().unwrap();
+    // The issuer behind tern's own HTTP server (what `issuer.listen` serves).
     let issuer = crate::issuer::issuer_for(&server, dir.path(), Vec::new());
-    let http = crate::http::HttpServer::start(Box::new(move |req| {
-        issuer.handle(&req, crate::issuer::unix_now())
-    }));
+    let http = tern::admin::start_issuer(std::sync::Arc::new(issuer), crate::issuer::unix_now)
+        .unwrap_or_else(|e| panic!("{e}"));
     let tokens = dir.path().join("probe-token");
     std::fs::write(&tokens, format!("{}\n", crate::issuer::TOKEN)).unwrap();
-    let url = format!("http://{}", http.addr);
+    let url = format!("http://{}", http.local_addr());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
     cmd.env_remove("TERN_REST_SECRET")
         .env_remove("TERN_PASSWORD");
@@ -297,4 +297,64 @@ fn probe_walks_coturn() {
         out.stdout.contains("credentials refused (realm \"tern\")"),
         "{out}"
     );
+}
+
+/// A port free on 127.0.0.1 for UDP and TCP right now.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn probe_against_tern_serve() {
+    // The real thing: `tern serve` from a config file with the default peer
+    // policy (the probe's peer is the server's own relay address).
+    let dir = tempfile::tempdir().unwrap();
+    let turn_port = free_port();
+    let ports = harness::relay_ports();
+    let config = dir.path().join("tern.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{turn_port}\"]\nworkers = 1\n\
+             [relay]\naddress = \"127.0.0.1\"\nports = \"{}-{}\"\n\
+             [auth]\nrest_secrets = [\"{REST_SECRET}\"]\n\
+             [admin]\nlisten = \"\"\n",
+            ports.start(),
+            ports.end(),
+        ),
+    )
+    .unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_tern"));
+    serve
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = harness::ChildGuard::spawn(&mut serve, "tern serve");
+    // Readiness: a Binding is answered.
+    let server: SocketAddr = ([127, 0, 0, 1], turn_port).into();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tern::tools::client::binding(&sock, server, 1).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tern serve did not start"
+        );
+    }
+    for uri in [
+        format!("turn:{server}?transport=udp"),
+        format!("turn:{server}?transport=tcp"),
+    ] {
+        let out = probe(&[&uri, "--json", "--rest-secret", REST_SECRET]);
+        let report: Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+        assert_walked(&out, &report, uri.ends_with("tcp"));
+    }
 }
