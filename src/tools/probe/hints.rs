@@ -47,6 +47,10 @@ pub(super) fn request(target: &Target, step: &str, e: &Error, realm: Option<&str
                  (limits.tcp_max_connections_per_ip, limits.tcp_idle_timeout_secs)"
             ),
         },
+        Error::Protocol("success without authentication") => format!(
+            "{target} allocated without asking for credentials (no 401): it is an open relay \
+             anyone can use; turn authentication on (coturn: lt-cred-mech or use-auth-secret)"
+        ),
         Error::Protocol(what) => format!(
             "{target} sent something a TURN client cannot use ({what}): is this a TURN server?"
         ),
@@ -107,5 +111,54 @@ pub(super) fn rounds(exchanges: &[Exchange], realm: Option<&str>) -> String {
         "no response".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn status(code: u16, method: Method) -> Error {
+        Error::Status {
+            method,
+            code,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_failure_gets_its_hint() {
+        let t = Target::parse("turn:turn.example.org").unwrap();
+        let hint = |step, e: &Error, realm| request(&t, step, e, realm);
+        let h = hint("allocate", &status(401, Method::ALLOCATE), Some("corp"));
+        assert!(h.starts_with("credentials refused (realm \"corp\")"), "{h}");
+        let h = hint("binding", &Error::Timeout(Method::BINDING), None);
+        assert_eq!(
+            h,
+            "no answer from turn.example.org:3478 over udp: is the server running and the port open?"
+        );
+        let h = hint("permission", &status(403, Method::CREATE_PERMISSION), None);
+        assert!(h.contains("peer policy"), "{h}");
+        let h = hint("allocate", &status(508, Method::ALLOCATE), None);
+        assert!(h.contains("relay.ports"), "{h}");
+        let open = Error::Protocol("success without authentication");
+        assert!(hint("allocate", &open, None).contains("open relay"));
+        let h = connect(&t, "TLS handshake with turn.example.org failed: x");
+        assert!(h.contains("--ca FILE") && h.contains("--insecure"), "{h}");
+    }
+
+    #[test]
+    fn rounds_show_the_401_and_the_retransmissions() {
+        let x = |error, ms, sends| Exchange {
+            method: Method::ALLOCATE,
+            error,
+            rtt: Duration::from_millis(ms),
+            sends,
+        };
+        let s = rounds(&[x(Some(401), 2, 1), x(None, 3, 2)], Some("tern"));
+        assert_eq!(s, "401 (realm \"tern\") 2.0 ms, success 3.0 ms, 2 sends");
+        assert_eq!(rounds(&[], None), "no response");
     }
 }
