@@ -19,12 +19,14 @@ use crate::tools::probe::{self, MAX_COUNT, ProbeConfig, issuer};
 /// `tern probe`.
 #[derive(Clone, Debug, Args)]
 pub struct ProbeArgs {
-    /// The server: turn:HOST[:PORT][?transport=udp|tcp], turns:HOST[:PORT]
-    /// (TLS), or stun:HOST[:PORT] (Binding only).
-    #[arg(value_name = "URI")]
+    #[arg(
+        value_name = "URI",
+        help = "The server: turn:HOST[:PORT][?transport=udp|tcp], turns:HOST[:PORT] (TLS), \
+                or stun:HOST[:PORT] (Binding only)"
+    )]
     pub uri: String,
     /// Username (static long-term credential; with --password).
-    #[arg(long, requires = "password", conflicts_with_all = ["rest_secret", "issuer"])]
+    #[arg(long, requires = "password")]
     pub user: Option<String>,
     /// Password for --user.
     #[arg(long, env = "TERN_PASSWORD", hide_env_values = true)]
@@ -116,10 +118,18 @@ pub fn config(args: &ProbeArgs) -> anyhow::Result<ProbeConfig> {
     })
 }
 
-/// Username and password from --user/--password, --rest-secret or --issuer.
+/// Username and password from --user/--password, else --issuer, else
+/// --rest-secret. An order rather than clap conflicts, because the password
+/// and the secret may come from the environment (TERN_PASSWORD,
+/// TERN_REST_SECRET) while the other is on the command line.
 fn credentials(args: &ProbeArgs, turn: bool) -> anyhow::Result<(String, Secret<String>)> {
     if let (Some(user), Some(pw)) = (&args.user, &args.password) {
         return Ok((user.clone(), Secret::new(pw.clone())));
+    }
+    if let (Some(url), Some(file)) = (&args.issuer, &args.token_file) {
+        let token = issuer::read_token(file).map_err(anyhow::Error::msg)?;
+        let (user, pw) = issuer::fetch(url, &token, &args.rest_user).map_err(anyhow::Error::msg)?;
+        return Ok((user, pw));
     }
     if let Some(secret) = &args.rest_secret {
         ensure!(!secret.is_empty(), "--rest-secret is empty");
@@ -128,11 +138,6 @@ fn credentials(args: &ProbeArgs, turn: bool) -> anyhow::Result<(String, Secret<S
         let username = format!("{expiry}:{}", args.rest_user);
         let password = rest_password(secret.as_bytes(), &username);
         return Ok((username, Secret::new(password)));
-    }
-    if let (Some(url), Some(file)) = (&args.issuer, &args.token_file) {
-        let token = issuer::read_token(file).map_err(anyhow::Error::msg)?;
-        let (user, pw) = issuer::fetch(url, &token, &args.rest_user).map_err(anyhow::Error::msg)?;
-        return Ok((user, pw));
     }
     ensure!(
         !turn,
@@ -186,25 +191,24 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_do() {
-        // A TURN probe without credentials, a runaway count, two credential sources.
+        // A TURN probe without credentials, a runaway count, an issuer without a token.
         assert!(config(&parse(&["turn:h"]).unwrap()).is_err());
         assert!(config(&parse(&["stun:h"]).unwrap()).is_ok());
         let a = parse(&["turn:h", "--rest-secret", "s", "--count", "10001"]).unwrap();
         assert!(config(&a).is_err());
         let a = parse(&["turn:h", "--rest-secret", "s", "--interval", "0"]).unwrap();
         assert!(config(&a).is_err());
-        assert!(
-            parse(&[
-                "turn:h",
-                "--user",
-                "u",
-                "--password",
-                "p",
-                "--rest-secret",
-                "s"
-            ])
-            .is_err()
-        );
+        // --user wins over a --rest-secret (which may come from TERN_REST_SECRET).
+        let both = [
+            "turn:h",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--rest-secret",
+            "s",
+        ];
+        assert_eq!(config(&parse(&both).unwrap()).unwrap().user, "u");
         assert!(parse(&["turn:h", "--issuer", "http://x"]).is_err());
         assert!(parse(&["turns:h", "--ca", "c.pem", "--insecure"]).is_err());
     }

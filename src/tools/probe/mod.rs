@@ -9,7 +9,7 @@
 //! B's relayed address, B gets it as a Data indication and answers with a
 //! Send indication to A's relayed address, A gets the answer as
 //! ChannelData. Each step is timed and reported with the addresses seen
-//! ([`report`]), and the first failure comes with a hint ([`hints`]).
+//! (`report`), and the first failure comes with a hint (`hints`).
 //!
 //! The data path here is relay to relay inside the server (or through its
 //! NAT, with `relay.advertised_address`). It proves the relay sockets,
