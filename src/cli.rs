@@ -59,6 +59,10 @@ pub enum Command {
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
     #[cfg(feature = "tools")]
     Load(LoadArgs),
+    /// Is this STUN/TURN server working? Walks Binding, Allocate, permission,
+    /// channel and data through the relay and back; prints each step, a verdict and a hint.
+    #[cfg(feature = "tools")]
+    Probe(crate::cmd::probe::ProbeArgs),
     /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
     /// every option not carried over is reported on stderr with its line.
     ImportCoturn(ImportCoturnArgs),

@@ -44,6 +44,7 @@ mod layering;
 mod load;
 mod nat_discovery;
 mod netns;
+mod probe;
 mod proxy_protocol;
 mod relay_to_relay;
 mod security;
