@@ -40,6 +40,11 @@ pub(super) fn request(target: &Target, step: &str, e: &Error, realm: Option<&str
              overloaded, or was it restarted?"
         ),
         Error::Status { code, .. } => status(*code, step, realm),
+        Error::TryAlternate { servers, .. } => format!(
+            "{target} is draining or over its soft limit and redirects new allocations \
+             (300 Try Alternate) to {servers:?}: probe one of those, or check \
+             cluster.soft_max_allocations and whether the node is draining"
+        ),
         Error::Io(io) => match proto {
             Transport::Udp => format!("a socket error talking to {target}: {io}"),
             Transport::Tcp | Transport::Tls => format!(
