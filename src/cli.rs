@@ -59,6 +59,10 @@ pub enum Command {
     /// ChannelData at a fixed or maximum rate; prints pkt/s, loss, latency and a JSON line.
     #[cfg(feature = "tools")]
     Load(LoadArgs),
+    /// Is this STUN/TURN server working? Walks Binding, Allocate, permission,
+    /// channel and data through the relay and back; prints each step, a verdict and a hint.
+    #[cfg(feature = "tools")]
+    Probe(crate::cmd::probe::ProbeArgs),
     /// Convert a coturn turnserver.conf to a commented tern.toml (stdout or -o);
     /// every option not carried over is reported on stderr with its line.
     ImportCoturn(ImportCoturnArgs),
@@ -263,6 +267,15 @@ pub struct LoadArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Browser-like traffic: every datagram alone, paced per flow (audio
+    /// every 20 ms, a video frame every 33 ms), half the flows to UDP peers
+    /// both ways, half relay to relay; --rate scales the schedule
+    /// (default: real time). Ignores --size, --burst, --window, --direction.
+    #[arg(long)]
+    pub browser: bool,
+    /// Browser-like: packets per video frame.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub video_packets: usize,
 }
 
 /// `tern ctl`.

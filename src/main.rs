@@ -30,6 +30,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Key(args) => cmd::credential::run_key(&args),
         #[cfg(feature = "tools")]
         Command::Load(args) => cmd::load::run(&args),
+        #[cfg(feature = "tools")]
+        Command::Probe(args) => cmd::probe::run(&args),
         Command::ImportCoturn(args) => cmd::import_coturn::run(&args),
         Command::Ctl(args) => cmd::ctl::run(cli, &args),
     }

@@ -44,9 +44,10 @@ pub struct Settings {
     pub relay_ports: RangeInclusive<u16>,
     /// Worker threads (shards); 0 = one per core.
     pub workers: usize,
-    /// After a wakeup that found only a few datagrams, a worker waits this
-    /// long before polling again, so datagrams arriving meanwhile are handled
-    /// (and sent) in one batch: interrupt coalescing. Zero = off.
+    /// The longest a worker waits after a wakeup so that datagrams arriving
+    /// meanwhile are handled (and sent) in one batch; it waits only while
+    /// traffic fills a batch within this time (adaptive interrupt
+    /// coalescing, `io::coalesce`). Zero = never.
     pub coalesce: Duration,
     /// TCP connection limits (TLS connections count as TCP).
     pub tcp: TcpLimits,

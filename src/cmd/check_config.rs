@@ -108,7 +108,7 @@ fn relay_lines(out: &mut String, s: &Settings, relay_auto: bool) {
     };
     let _ = writeln!(
         out,
-        "  workers:    {workers}, coalescing {} µs",
+        "  workers:    {workers}, coalescing up to {} µs (adaptive)",
         s.coalesce.as_micros()
     );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::ensure;
 
 use crate::cli::LoadArgs;
+use crate::tools::load::browser::{self, BrowserConfig, BrowserSession};
 use crate::tools::load::{self, LoadConfig};
 
 /// The config the flags describe.
@@ -55,9 +56,32 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
+    if args.browser {
+        return run_browser(cfg, args);
+    }
     let r = load::run(&cfg)?;
     if !args.json {
         println!("{}", load::summary(&r));
+    }
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}
+
+/// `--browser`: one browser-like run over freshly set-up flows.
+fn run_browser(base: LoadConfig, args: &LoadArgs) -> anyhow::Result<()> {
+    let mut cfg = BrowserConfig {
+        base,
+        rate: 1,
+        video_packets: args.video_packets,
+    };
+    cfg.rate = args.rate.unwrap_or(cfg.realtime_rate().ceil() as u64);
+    let mut session = BrowserSession::establish(&cfg)?;
+    let r = session.run(&cfg);
+    let closed = session.close();
+    let r = r?;
+    closed?;
+    if !args.json {
+        println!("{}", browser::summary(&r));
     }
     println!("{}", serde_json::to_string(&r)?);
     Ok(())

@@ -8,6 +8,8 @@ pub mod ctl;
 pub mod import_coturn;
 #[cfg(feature = "tools")]
 pub mod load;
+#[cfg(feature = "tools")]
+pub mod probe;
 pub mod serve;
 
 use std::path::Path;

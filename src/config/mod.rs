@@ -83,8 +83,9 @@ pub struct ServerSection {
     pub tcp: bool,
     /// Worker threads (shards); 0 = one per CPU core.
     pub workers: usize,
-    /// Microseconds a worker waits after a wakeup that found few datagrams,
-    /// to handle the next ones in one batch (0..=1000; 0 = off).
+    /// The longest a worker waits after a wakeup to gather a batch, in µs
+    /// (0..=1000; 0 = never). It waits only while its arrival rate fills a
+    /// batch of 8 within this time, never after STUN or TCP/TLS traffic.
     pub coalesce_us: u64,
     /// SOFTWARE attribute sent in responses; empty = none (it only helps attackers).
     pub software: String,
@@ -107,7 +108,7 @@ impl Default for ServerSection {
             udp: true,
             tcp: true,
             workers: 0,
-            coalesce_us: 500,
+            coalesce_us: 200,
             software: String::new(),
             drain_timeout_secs: 3600,
             alternate_listen: String::new(),

@@ -2,13 +2,13 @@
 //! datagrams on the relay sockets, both read in `recvmmsg` batches (GRO
 //! segments split), and relayed datagrams gathered into GSO sends.
 //!
-//! The relay path lives here: per datagram one core call, one copy of a
-//! peer payload behind the headroom, and a push onto the send batch; no
+//! The relay path lives here: per datagram one core call and a push onto
+//! the send batch (the one copy, into the GSO buffer); a lone peer datagram
+//! is received behind the headroom and framed where it lies. No
 //! allocation, no lock, no syscall beyond the batched ones.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::ops::Range;
 
 use quinn_udp::BATCH_SIZE;
 
@@ -55,7 +55,10 @@ impl Worker {
         });
     }
 
-    /// Peer datagrams on the relay socket of core slot `slot`.
+    /// Peer datagrams on the relay socket of core slot `slot`. A lone
+    /// datagram is framed in place in its receive slot (headroom and
+    /// tailroom around it); segments of a GRO buffer are copied behind the
+    /// headroom of `scratch` one by one, as their neighbours are in the way.
     pub(super) fn relay_readable(&mut self, slot: u32, ipv6: bool) {
         let Some(r) = self.relays.get(slot as usize) else {
             return;
@@ -65,10 +68,22 @@ impl Worker {
             let now = clock::now();
             for k in 0..n {
                 let peer = bufs.meta[k].addr;
+                if let Some((frame, payload)) = bufs.single(k) {
+                    w.handled += 1;
+                    let len = payload.len() as u64;
+                    match w.server.handle_peer(now, id, peer, frame, payload) {
+                        PeerAction::Forward { to, bytes } => {
+                            w.ops.bytes_to_client += len;
+                            if let Some(b) = frame.get(bytes) {
+                                w.forward_to_client(&to, b);
+                            }
+                        }
+                        PeerAction::Dropped(reason) => record_drop(&w.ops.metrics, reason),
+                    }
+                    continue;
+                }
                 for d in bufs.datagrams(k) {
                     w.handled += 1;
-                    // Copy behind the headroom so the core can write the
-                    // ChannelData header or Data indication in place.
                     let end = HEADROOM + d.len();
                     w.scratch[HEADROOM..end].copy_from_slice(d);
                     let action = w
@@ -77,7 +92,11 @@ impl Worker {
                     match action {
                         PeerAction::Forward { to, bytes } => {
                             w.ops.bytes_to_client += d.len() as u64;
-                            w.forward_to_client(&to, bytes);
+                            let scratch = std::mem::take(&mut w.scratch);
+                            if let Some(b) = scratch.get(bytes) {
+                                w.forward_to_client(&to, b);
+                            }
+                            w.scratch = scratch;
                         }
                         PeerAction::Dropped(reason) => record_drop(&w.ops.metrics, reason),
                     }
@@ -89,7 +108,11 @@ impl Worker {
     /// Receives `recvmmsg` batches from one socket until it is empty or its
     /// turn is over, handing each batch to `handle`; a socket still readable
     /// after its turn goes on the ready list.
-    fn read_batches(&mut self, id: SocketId, mut handle: impl FnMut(&mut Self, &RecvBufs, usize)) {
+    fn read_batches(
+        &mut self,
+        id: SocketId,
+        mut handle: impl FnMut(&mut Self, &mut RecvBufs, usize),
+    ) {
         let Some(mut bufs) = self.rbufs.take() else {
             return;
         };
@@ -108,7 +131,7 @@ impl Worker {
                 // Interrupted, or an ICMP error surfacing: not fatal, read on.
                 Err(_) => continue,
             };
-            handle(self, &bufs, n);
+            handle(self, &mut bufs, n);
             if n < BATCH_SIZE {
                 // A short batch emptied the queue; epoll (edge-triggered)
                 // reports the next arrival, so no extra recvmmsg for EAGAIN.
@@ -126,24 +149,28 @@ impl Worker {
     /// Relays to a peer; `datagram` holds the bytes the action's range points into.
     #[inline]
     pub(super) fn client_action(&mut self, action: ClientAction, datagram: &[u8]) {
-        match action {
-            ClientAction::RelayToPeer {
-                relay,
-                peer,
-                payload,
-            } => {
-                if let Some(bytes) = datagram.get(payload) {
-                    self.ops.bytes_to_peer += bytes.len() as u64;
-                    let dest = Dest {
-                        sock: SocketId::relay(relay, peer.is_ipv6()),
-                        to: peer,
-                        src_ip: None,
-                    };
-                    self.queue(dest, bytes);
-                }
+        let ClientAction::RelayToPeer {
+            relay,
+            peer,
+            payload,
+        } = action
+        else {
+            if let ClientAction::Dropped(reason) = action {
+                record_drop(&self.ops.metrics, reason);
             }
-            ClientAction::Dropped(reason) => record_drop(&self.ops.metrics, reason),
-            ClientAction::Handled => {}
+            // A STUN request or response (call setup): the next one is a
+            // round trip away, so do not hold the worker after this wakeup.
+            self.coalescer.urgent();
+            return;
+        };
+        if let Some(bytes) = datagram.get(payload) {
+            self.ops.bytes_to_peer += bytes.len() as u64;
+            let dest = Dest {
+                sock: SocketId::relay(relay, peer.is_ipv6()),
+                to: peer,
+                src_ip: None,
+            };
+            self.queue(dest, bytes);
         }
     }
 
@@ -168,19 +195,15 @@ impl Worker {
         }
     }
 
-    /// Sends `self.scratch[bytes]` to a client: batched for UDP, queued for TCP.
-    fn forward_to_client(&mut self, to: &FiveTuple, bytes: Range<usize>) {
-        let scratch = std::mem::take(&mut self.scratch);
-        if let Some(b) = scratch.get(bytes) {
-            if to.transport == Transport::Udp {
-                if let Some(dest) = self.client_dest(to) {
-                    self.queue(dest, b);
-                }
-            } else {
-                self.send_to_conn(to, b);
+    /// Sends a framed peer datagram to a client: batched for UDP, queued for TCP.
+    fn forward_to_client(&mut self, to: &FiveTuple, bytes: &[u8]) {
+        if to.transport == Transport::Udp {
+            if let Some(dest) = self.client_dest(to) {
+                self.queue(dest, bytes);
             }
+        } else {
+            self.send_to_conn(to, bytes);
         }
-        self.scratch = scratch;
     }
 
     /// The listener a UDP client talks to, and the source IP to send from

@@ -19,10 +19,12 @@
 //! - `shared.rs`: what workers share (quota ledger, held ports);
 //! - `socket_id.rs`: the typed socket id behind each `mio::Token`;
 //! - `slots.rs`: the table type for connections and relay sockets;
+//! - `coalesce.rs`: adaptive interrupt coalescing (when a worker waits);
 //! - `clock.rs`: the one place that reads clocks or sleeps;
 //! - `tls.rs`: certificates and the rustls server configuration.
 
 pub(crate) mod clock;
+mod coalesce;
 mod datagrams;
 mod events;
 mod handoff;

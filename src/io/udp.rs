@@ -5,11 +5,13 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 
 use mio::net::UdpSocket;
 use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 
 use super::socket_id::SocketId;
+use crate::proto::turn::{HEADROOM, TAILROOM};
 
 /// A socket and its batching state.
 pub(crate) struct Sock {
@@ -26,11 +28,18 @@ impl Sock {
         })
     }
 
-    /// Receives up to [`BATCH_SIZE`] buffers (each possibly GRO-coalesced).
+    /// Receives up to [`BATCH_SIZE`] buffers (each possibly GRO-coalesced),
+    /// each behind [`HEADROOM`] bytes of its slot.
     pub(crate) fn recv(&self, bufs: &mut RecvBufs) -> io::Result<usize> {
         let mut slices: [IoSliceMut<'_>; BATCH_SIZE] = {
             let mut chunks = bufs.data.chunks_mut(SLOT);
-            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
+            std::array::from_fn(|_| {
+                let slot = chunks.next().unwrap_or_default();
+                IoSliceMut::new(
+                    slot.get_mut(HEADROOM..HEADROOM + RECV_MAX)
+                        .unwrap_or_default(),
+                )
+            })
         };
         self.state
             .recv(UdpSockRef::from(&self.sock), &mut slices, &mut bufs.meta)
@@ -61,8 +70,14 @@ impl Sock {
     }
 }
 
-/// Bytes per receive slot: room for 64 GRO segments of ordinary media.
-pub(crate) const SLOT: usize = 65_536;
+/// Bytes one receive takes: any UDP datagram, or 64 GRO segments of
+/// ordinary media.
+const RECV_MAX: usize = 65_536;
+
+/// Bytes per receive slot: the received bytes sit behind [`HEADROOM`] and
+/// before [`TAILROOM`], so the core can frame a lone peer datagram in place
+/// (ChannelData header or Data indication) without copying it.
+pub(crate) const SLOT: usize = HEADROOM + RECV_MAX + TAILROOM;
 
 /// Receive buffers and metadata for one `recvmmsg` batch.
 pub(crate) struct RecvBufs {
@@ -78,11 +93,26 @@ impl RecvBufs {
         }
     }
 
-    /// The datagrams of buffer `i`: (source, bytes) per GRO segment.
+    /// The datagrams of buffer `i`, one per GRO segment.
     pub(crate) fn datagrams(&self, i: usize) -> impl Iterator<Item = &[u8]> {
         let m = &self.meta[i];
-        let slot = &self.data[i * SLOT..i * SLOT + m.len.min(SLOT)];
+        let start = i * SLOT + HEADROOM;
+        let slot = &self.data[start..start + m.len.min(RECV_MAX)];
         slot.chunks(m.stride.max(1))
+    }
+
+    /// Buffer `i` as one datagram in its whole slot, with the range of the
+    /// datagram, when it holds exactly one (not GRO-coalesced): the core can
+    /// then write around it in the headroom and tailroom.
+    #[inline]
+    pub(crate) fn single(&mut self, i: usize) -> Option<(&mut [u8], Range<usize>)> {
+        let m = &self.meta[i];
+        let len = m.len.min(RECV_MAX);
+        if m.stride < len {
+            return None;
+        }
+        let slot = self.data.get_mut(i * SLOT..(i + 1) * SLOT)?;
+        Some((slot, HEADROOM..HEADROOM + len))
     }
 }
 

@@ -33,6 +33,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 
 use super::clock;
+use super::coalesce::Coalescer;
 use super::events::log_event;
 use super::handoff::Handoff;
 use super::shared::{QuotaLedger, Reservations};
@@ -47,10 +48,6 @@ use crate::settings::Settings;
 
 /// Largest UDP payload plus the headroom and tailroom the core writes into.
 const BUF_LEN: usize = HEADROOM + 65_535 + TAILROOM;
-
-/// A wakeup that handled fewer datagrams than this is "small": with
-/// coalescing on, the worker waits before the next poll.
-const COALESCE_BELOW: usize = 16;
 
 /// How often idle TCP connections are looked for and gauges published.
 /// Also the longest a worker sleeps, so an idle worker still beats for
@@ -120,6 +117,8 @@ pub(crate) struct Worker {
     pub(super) ready: Vec<SocketId>,
     /// Datagrams handled since the last poll (for coalescing).
     pub(super) handled: usize,
+    /// Whether to wait before the next poll (see `coalesce.rs`).
+    pub(super) coalescer: Coalescer,
     pub(super) seed: u64,
     /// This worker's position among the workers.
     pub(super) index: usize,
@@ -161,6 +160,7 @@ impl Worker {
                 .register(&mut s, token, Interest::READABLE)?;
             listeners.push((s, addr, kind));
         }
+        let coalescer = Coalescer::new(shared.settings.coalesce);
         Ok(Self {
             poll,
             server,
@@ -176,6 +176,7 @@ impl Worker {
             max_segments,
             ready: Vec::new(),
             handled: 0,
+            coalescer,
             seed,
             index,
             tcp_relay: TcpRelays::default(),
@@ -195,13 +196,6 @@ impl Worker {
         // Alive from the start, not only after the first wakeup.
         self.publish(clock::mono());
         while !self.shared.shutdown.load(Ordering::Relaxed) {
-            // Interrupt coalescing: after a wakeup that found only a few
-            // datagrams, let the next ones gather so they are received and
-            // sent in one batch (each wakeup costs more than a datagram).
-            if !coalesce.is_zero() && self.handled > 0 && self.handled < COALESCE_BELOW {
-                clock::sleep(coalesce);
-            }
-            self.handled = 0;
             let deadline = self
                 .server
                 .poll_timeout()
@@ -242,6 +236,13 @@ impl Worker {
             }
             self.drain();
             self.publish(now.mono);
+            // Adaptive coalescing: wait only when traffic is heavy enough
+            // to fill a batch within `server.coalesce_us` (see coalesce.rs).
+            let handled = std::mem::take(&mut self.handled);
+            let wait = self.coalescer.after_wakeup(now.mono, handled);
+            if !wait.is_zero() && self.ready.is_empty() {
+                clock::sleep(wait);
+            }
         }
         let open: Vec<usize> = self.conns.keys().collect();
         for i in open {
@@ -258,10 +259,22 @@ impl Worker {
             }
             SocketId::Udp(i) => self.udp_readable(i),
             SocketId::Relay { slot, ipv6 } => self.relay_readable(slot, ipv6),
-            SocketId::StreamListener(i) => self.accept(i),
-            SocketId::Conn(i) => self.conn_event(i, readable, writable),
-            SocketId::TcpRelay { slot } => self.tcp_relay_accept(slot),
-            SocketId::Peer(i) => self.peer_event(i, readable, writable),
+            SocketId::StreamListener(i) => {
+                self.coalescer.urgent();
+                self.accept(i);
+            }
+            SocketId::Conn(i) => {
+                self.coalescer.urgent();
+                self.conn_event(i, readable, writable);
+            }
+            SocketId::TcpRelay { slot } => {
+                self.coalescer.urgent();
+                self.tcp_relay_accept(slot);
+            }
+            SocketId::Peer(i) => {
+                self.coalescer.urgent();
+                self.peer_event(i, readable, writable);
+            }
         }
     }
 

@@ -11,6 +11,9 @@
 //! - [`load`]: `tern load`, a load generator for any RFC 8656 server. Its
 //!   data path batches UDP through the same quinn-udp layer as the server
 //!   (`crate::io::udp`).
+//! - [`probe`]: `tern probe`, a step-by-step check of a STUN/TURN server
+//!   from the outside, with timings, addresses and a hint on failure.
 
 pub mod client;
 pub mod load;
+pub mod probe;

@@ -146,7 +146,7 @@ impl Drop for TestServer {
 
 /// Starts coturn's `turnserver` with the configuration of `settings`
 /// (static user, realm, relay ports; loopback peers allowed).
-fn start_coturn(settings: &SettingsBuilder, rest: bool) -> TestServer {
+pub(crate) fn start_coturn(settings: &SettingsBuilder, rest: bool) -> TestServer {
     let Some(turnserver) = require_tool("turnserver") else {
         panic!("TERN_IT_SERVER=coturn but turnserver is not installed");
     };

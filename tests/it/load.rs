@@ -93,3 +93,33 @@ fn allocate_only_reports_a_rate() {
     let line = run_load(61_100..=61_199, &["--allocate-only", "-n", "50"]);
     assert!(json_field(&line, "allocate_per_s") > 0.0, "{line}");
 }
+
+#[test]
+fn browser_like_load_relays_both_ways_and_relay_to_relay() {
+    // 12 flows: 6 to UDP peers (both ways), 6 paired relay to relay.
+    let line = run_load(
+        61_200..=61_299,
+        &[
+            "--browser",
+            "-n",
+            "12",
+            "-r",
+            "2000",
+            "-t",
+            "1",
+            "--drain-ms",
+            "1000",
+            "--server-pid",
+            &std::process::id().to_string(),
+        ],
+    );
+    assert!(json_field(&line, "sent") >= 1000.0, "{line}");
+    assert_eq!(json_field(&line, "loss_pct"), 0.0, "{line}");
+    // Relay-to-relay packets pass the server twice: relayed > delivered
+    // only if they arrived.
+    assert!(
+        json_field(&line, "relayed") > json_field(&line, "delivered"),
+        "{line}"
+    );
+    assert!(json_field(&line, "server_drops") >= 0.0, "{line}");
+}

@@ -46,6 +46,7 @@ mod nat_discovery;
 mod netns;
 mod ops;
 mod ops_reload;
+mod probe;
 mod proxy_protocol;
 mod relay_to_relay;
 mod security;

@@ -69,6 +69,14 @@ impl Auth {
         }
     }
 
+    /// The REALM learned from the server (`None` before a 401/438, or
+    /// when it is not UTF-8).
+    pub fn realm(&self) -> Option<&str> {
+        std::str::from_utf8(&self.realm)
+            .ok()
+            .filter(|r| !r.is_empty())
+    }
+
     /// Appends USERNAME, REALM, NONCE and MESSAGE-INTEGRITY once a 401 has
     /// taught us the realm and nonce; before that the request goes unsigned
     /// (the first Allocate of RFC 8656 §7.2).

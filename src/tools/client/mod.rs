@@ -77,12 +77,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Timeout(m) => write!(f, "no response to {m:?}"),
+            Self::Timeout(m) => write!(f, "no response to {}", method_name(*m)),
             Self::Status {
                 method,
                 code,
                 reason,
-            } => write!(f, "{method:?} failed: {code} {reason}"),
+            } => write!(f, "{} failed: {code} {reason}", method_name(*method)),
             Self::Protocol(what) => write!(f, "protocol error: {what}"),
             Self::TryAlternate { method, servers } => {
                 write!(f, "{method:?}: 300 Try Alternate {servers:?}")
@@ -92,6 +92,18 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The RFC name of a method this client sends.
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::BINDING => "Binding",
+        Method::ALLOCATE => "Allocate",
+        Method::REFRESH => "Refresh",
+        Method::CREATE_PERMISSION => "CreatePermission",
+        Method::CHANNEL_BIND => "ChannelBind",
+        _ => "a request",
+    }
+}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
@@ -156,6 +168,11 @@ impl Client {
             .relays
             .first()
             .expect("relay() called before a successful Allocate")
+    }
+
+    /// The REALM the server's last 401/438 named, once one has.
+    pub fn realm(&self) -> Option<&str> {
+        self.auth.realm()
     }
 
     /// The round trips of the last request or Binding: one for most, two

@@ -170,6 +170,24 @@ impl<'c> Pipeline<'c> {
         Ok((allocs, out.elapsed))
     }
 
+    /// Binds channel `binds[i].0` to peer `binds[i].1` on the allocation
+    /// that `socks[i]` already holds (a second channel, e.g. to another
+    /// allocation's relayed address).
+    pub(crate) fn bind_channels(
+        &mut self,
+        socks: Vec<UdpSocket>,
+        binds: &[(u16, SocketAddr)],
+        window: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let jobs = socks
+            .into_iter()
+            .zip(binds)
+            .map(|(s, &(channel, peer))| (s, vec![Step::ChannelBind { channel, peer }]))
+            .collect();
+        Ok(self.run(jobs, window, limit)?.elapsed)
+    }
+
     /// Deletes the allocations (Refresh with LIFETIME 0).
     pub(crate) fn delete(
         &mut self,

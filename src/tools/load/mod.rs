@@ -15,6 +15,7 @@
 //! sent_ns: u64 | filler`. On the client side it follows the 4-byte
 //! ChannelData header, so a client→server datagram is S + 4 bytes.
 
+pub mod browser;
 mod report;
 mod stats;
 mod udp;
@@ -32,7 +33,7 @@ use crate::tools::client::auth::Auth;
 use crate::tools::client::pipeline::Pipeline;
 pub use report::{AllocReport, Report, summary};
 use stats::{Histogram, self_cpu_secs};
-pub use stats::{proc_cpu_secs, proc_rss_kib};
+pub use stats::{proc_cpu_secs, proc_ctx_switches, proc_rss_kib, proc_udp_drops};
 use udp::{BatchSocket, Receiver};
 
 /// Smallest payload: the header the receiver needs.
@@ -331,6 +332,7 @@ impl<'s> Relay<'s> {
             .collect();
 
         let cpu0 = cfg.server_pid.and_then(proc_cpu_secs);
+        let ctx0 = cfg.server_pid.and_then(proc_ctx_switches);
         let self0 = self_cpu_secs();
         self.start = Instant::now();
         let hard_end = cfg.duration + cfg.drain;
@@ -372,7 +374,13 @@ impl<'s> Relay<'s> {
             .zip(cfg.server_pid.and_then(proc_cpu_secs))
             .map(|(a, b)| b - a);
         let load_cpu_pct = 100.0 * (self_cpu_secs() - self0) / elapsed.as_secs_f64();
-        let report = self.report(cfg, server_cpu_s, load_cpu_pct);
+        let ctx = ctx0
+            .zip(cfg.server_pid.and_then(proc_ctx_switches))
+            .map(|(a, b)| b.saturating_sub(a));
+        let mut report = self.report(cfg, server_cpu_s, load_cpu_pct);
+        report.server_wakeups_per_pkt = ctx
+            .filter(|_| report.delivered > 0)
+            .map(|c| c as f64 / report.delivered as f64);
         debug_assert_eq!(report.sent, sent_total);
         Ok(report)
     }
@@ -485,6 +493,7 @@ impl<'s> Relay<'s> {
             },
             latency_p50_us: self.hist.quantile(0.50),
             latency_p99_us: self.hist.quantile(0.99),
+            latency_p999_us: self.hist.quantile(0.999),
             latency_max_us: self.hist.max_us(),
             send_mode: match (cfg.burst, self.gso_held()) {
                 (1, _) => "send",
@@ -497,6 +506,7 @@ impl<'s> Relay<'s> {
             server_us_per_pkt: server_cpu_s
                 .filter(|_| delivered > 0)
                 .map(|s| s * 1e6 / delivered as f64),
+            server_wakeups_per_pkt: None,
             load_cpu_pct,
         }
     }

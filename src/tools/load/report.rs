@@ -26,6 +26,7 @@ pub struct Report {
     pub loss_pct: f64,
     pub latency_p50_us: u64,
     pub latency_p99_us: u64,
+    pub latency_p999_us: u64,
     pub latency_max_us: u64,
     /// "gso" or "sendmsg" (one datagram per call; "send" for bursts of 1).
     pub send_mode: &'static str,
@@ -35,6 +36,8 @@ pub struct Report {
     pub server_cpu_s: Option<f64>,
     /// Server CPU time per delivered packet in µs (with `--server-pid`).
     pub server_us_per_pkt: Option<f64>,
+    /// Server context switches (≈ wakeups) per delivered packet (with `--server-pid`).
+    pub server_wakeups_per_pkt: Option<f64>,
     /// This tool's CPU use during the run, % of one core.
     pub load_cpu_pct: f64,
 }
@@ -61,14 +64,17 @@ pub fn summary(r: &Report) -> String {
         .rate
         .map_or_else(|| "max".to_owned(), |x| format!("{x} pkt/s"));
     let cpu = match (r.server_cpu_s, r.server_us_per_pkt) {
-        (Some(s), Some(us)) => format!("\nserver CPU  {s:.3} s, {us:.2} µs/packet"),
+        (Some(s), Some(us)) => format!(
+            "\nserver CPU  {s:.3} s, {us:.2} µs/packet, {:.2} wakeups/packet",
+            r.server_wakeups_per_pkt.unwrap_or(f64::NAN)
+        ),
         _ => String::new(),
     };
     format!(
         "tern load → {}: {} allocations, {} B payload, bursts of {}, {:?}, rate {rate}, {:.1} s ({})\n\
          offered     {:>12.0} pkt/s\n\
          delivered   {:>12.0} pkt/s  {:>9.1} Mbit/s  loss {:.3} % ({} of {})\n\
-         latency     p50 {} µs  p99 {} µs  max {} µs\n\
+         latency     p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n\
          setup       {:.3} s ({:.0} allocations/s); load generator CPU {:.0} %{cpu}",
         r.server,
         r.allocations,
@@ -85,6 +91,7 @@ pub fn summary(r: &Report) -> String {
         r.sent,
         r.latency_p50_us,
         r.latency_p99_us,
+        r.latency_p999_us,
         r.latency_max_us,
         r.setup_s,
         r.allocate_per_s,

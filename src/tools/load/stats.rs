@@ -56,8 +56,28 @@ impl Histogram {
     }
 }
 
-/// utime + stime of process `pid` in seconds, from `/proc/PID/stat`.
+/// CPU time of process `pid` in seconds: the scheduler's exact run time
+/// of every thread (`/proc/PID/task/*/schedstat`, nanoseconds), or where
+/// that is missing utime + stime from `/proc/PID/stat` (10 ms ticks,
+/// sampled: a process that runs in short bursts is charged by luck).
 pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    schedstat_secs(pid).or_else(|| stat_secs(pid))
+}
+
+fn schedstat_secs(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    let mut any = false;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(text) = fs::read_to_string(task.ok()?.path().join("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        any = true;
+    }
+    any.then_some(ns as f64 / 1e9)
+}
+
+fn stat_secs(pid: u32) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 2 (comm) may contain spaces; the fields after ')' are fixed.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -69,6 +89,69 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = if hz > 0 { hz as f64 } else { 100.0 };
     Some((utime + stime) as f64 / hz)
+}
+
+/// Context switches (voluntary + involuntary) of every thread of `pid`,
+/// from `/proc/PID/task/*/status`: each block in `epoll_wait` or a sleep
+/// that ends in a wakeup counts once, so the difference over a run divided
+/// by the packets is the server's wakeups per packet.
+pub fn proc_ctx_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches:")
+                || line.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                total += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Datagrams the kernel dropped on the UDP sockets of process `pid`
+/// because their receive queue was full (the `drops` column of
+/// `/proc/net/udp` and `/proc/net/udp6`, for the socket inodes among the
+/// process's open files). Cumulative over each socket's life.
+pub fn proc_udp_drops(pid: u32) -> Option<u64> {
+    let mut inodes = std::collections::HashSet::new();
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        let Ok(link) = fs::read_link(fd.ok()?.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        if let Some(ino) = link
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|i| i.parse::<u64>().ok())
+        {
+            inodes.insert(ino);
+        }
+    }
+    let mut drops = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(ino), Some(d)) = (f.get(9), f.get(12)) else {
+                continue;
+            };
+            if ino.parse::<u64>().is_ok_and(|i| inodes.contains(&i)) {
+                drops += d.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Some(drops)
 }
 
 /// VmRSS of process `pid` in KiB, from `/proc/PID/status`.
@@ -110,5 +193,21 @@ mod tests {
         let pid = std::process::id();
         assert!(proc_cpu_secs(pid).is_some());
         assert!(proc_rss_kib(pid).unwrap() > 0);
+        assert!(proc_ctx_switches(pid).unwrap() > 0);
+    }
+
+    #[test]
+    fn counts_drops_on_own_full_socket() {
+        // A socket with a tiny receive buffer that nobody reads: datagrams
+        // beyond what it holds are dropped and show in /proc/net/udp.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        super::super::udp::set_buffers(&rx, 1);
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pid = std::process::id();
+        let before = proc_udp_drops(pid).unwrap();
+        for _ in 0..200 {
+            let _ = tx.send_to(&[0u8; 1000], rx.local_addr().unwrap());
+        }
+        assert!(proc_udp_drops(pid).unwrap() > before);
     }
 }
