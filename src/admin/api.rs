@@ -71,6 +71,8 @@ pub struct Status {
     /// "udp 0.0.0.0:3478", "tcp …", "tls …".
     pub listeners: Vec<String>,
     pub relay_addresses: Vec<String>,
+    /// The startup self-check's warnings, each saying what to change.
+    pub warnings: Vec<String>,
     pub last_reload: Option<ReloadSummary>,
 }
 

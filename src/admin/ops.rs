@@ -43,6 +43,9 @@ pub struct Endpoints {
     pub listeners: Vec<String>,
     /// The advertised relay addresses.
     pub relay_addresses: Vec<String>,
+    /// The startup self-check's warnings (`crate::selfcheck`), each saying
+    /// what to change.
+    pub warnings: Vec<String>,
 }
 
 /// The shared operations state behind the admin API and systemd.
@@ -187,6 +190,7 @@ impl<C: Control> AdminState for Ops<C> {
             draining: self.draining(),
             listeners: ep.listeners,
             relay_addresses: ep.relay_addresses,
+            warnings: ep.warnings,
             last_reload: self
                 .last_reload
                 .lock()

@@ -76,7 +76,9 @@ fn readiness_follows_listening_and_drain() {
     s.ops.set_listening(Endpoints {
         listeners: vec!["udp 127.0.0.1:3478".into()],
         relay_addresses: vec!["127.0.0.1".into()],
+        warnings: vec!["relay.ports is small".into()],
     });
+    assert_eq!(s.ops.status().warnings, ["relay.ports is small"]);
     assert!(s.ops.readiness().is_ok());
     assert_eq!(
         messages(&s.systemd),

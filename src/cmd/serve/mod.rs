@@ -70,7 +70,11 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     if let Some(n) = host::raise_open_files_limit() {
         tracing::debug!(limit = n, "open-files soft limit");
     }
-    for w in crate::selfcheck::run(&settings) {
+    let warnings: Vec<String> = crate::selfcheck::run(&settings)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for w in &warnings {
         tracing::warn!("self-check: {w}");
     }
     let capacity = settings.relay_ports.clone().count() as u64;
@@ -91,7 +95,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         .store(capacity, std::sync::atomic::Ordering::Relaxed);
     let admin_settings = loaded.admin.clone();
     let issuer = loaded.issuer.clone();
-    let endpoints = endpoints(&handle, &loaded.settings);
+    let endpoints = endpoints(&handle, &loaded.settings, warnings);
     let control = ServeControl::new(
         handle.control(),
         handle.certs(),
@@ -139,7 +143,7 @@ fn start_listeners(
 }
 
 /// Listeners and relay addresses as `/status` shows them.
-fn endpoints(handle: &crate::io::Handle, s: &Settings) -> Endpoints {
+fn endpoints(handle: &crate::io::Handle, s: &Settings, warnings: Vec<String>) -> Endpoints {
     let listeners = [
         ("udp", handle.udp_addrs()),
         ("tcp", handle.tcp_addrs()),
@@ -165,6 +169,7 @@ fn endpoints(handle: &crate::io::Handle, s: &Settings) -> Endpoints {
     Endpoints {
         listeners,
         relay_addresses,
+        warnings,
     }
 }
 
