@@ -262,7 +262,7 @@ impl WorkerControl {
     }
 
     /// Hands every worker a new core configuration; returns once every
-    /// worker uses it (or [`REPLY_TIMEOUT`] passed), so requests after a
+    /// worker uses it (or `REPLY_TIMEOUT` passed), so requests after a
     /// reload answers see the new configuration.
     pub fn apply_config(&self, config: &Arc<Config>) {
         self.ask(|done| Ctl::ApplyConfig(Arc::clone(config), done));
