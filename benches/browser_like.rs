@@ -34,7 +34,7 @@ use tern::tools::load::browser::{BrowserConfig, BrowserReport, BrowserSession};
 use tern::tools::load::{Direction, LoadConfig, Report, Session};
 
 mod common;
-use common::{PASS, Server, USER, cores, pin_self, start_coturn, start_tern, stats, which};
+use common::{PASS, Server, USER, cores, start_servers, start_tern, stats};
 
 /// Repetitions of every measured shape per server (full mode).
 const REPS: usize = 3;
@@ -165,14 +165,7 @@ fn step_up(
 fn main() {
     let quick = std::env::var("TERN_BENCH_QUICK").is_ok_and(|v| v == "1");
     let started = Instant::now();
-    pin_self(1);
-    let dir = std::env::temp_dir().join(format!("tern-browser-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut servers = vec![start_tern(&dir, 1, true)];
-    match which("turnserver") {
-        Some(ts) => servers.push(start_coturn(&ts)),
-        None => println!("turnserver (coturn) not found: tern only"),
-    }
+    let (dir, servers) = start_servers("tern-browser-bench");
     let reps = if quick { 1 } else { REPS };
     let secs = if quick { 1.0 } else { 2.0 };
     println!(

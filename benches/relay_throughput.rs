@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tern::tools::load::{self, Direction, LoadConfig, Report, Session, proc_rss_kib};
 
 mod common;
-use common::{PASS, Server, USER, cores, pin_self, start_coturn, start_tern, stats, which};
+use common::{PASS, Server, USER, cores, start_servers, stats};
 /// Repetitions of every measured shape per server.
 const REPS: usize = 3;
 
@@ -95,14 +95,7 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let quick = std::env::var("TERN_BENCH_QUICK").is_ok_and(|v| v == "1");
     let started = Instant::now();
-    pin_self(1);
-    let dir = std::env::temp_dir().join(format!("tern-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut servers = vec![start_tern(&dir, 1, true)];
-    match which("turnserver") {
-        Some(ts) => servers.push(start_coturn(&ts)),
-        None => println!("turnserver (coturn) not found: tern only"),
-    }
+    let (dir, servers) = start_servers("tern-bench");
     let secs = if quick { 1.0 } else { 2.0 };
     println!(
         "relay_throughput: {} cores, server on core 0, load on core 1, {secs} s per run, {REPS} reps, servers: {}",

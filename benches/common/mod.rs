@@ -174,6 +174,21 @@ pub(crate) fn start_coturn(turnserver: &std::path::Path) -> Server {
     }
 }
 
+/// The common start of a bench: this process on core 1, a scratch
+/// directory named `tag`-PID, and the servers to compare, each pinned to
+/// core 0: tern (one worker), then coturn when `turnserver` is installed.
+pub(crate) fn start_servers(tag: &str) -> (PathBuf, Vec<Server>) {
+    pin_self(1);
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut servers = vec![start_tern(&dir, 1, true)];
+    match which("turnserver") {
+        Some(ts) => servers.push(start_coturn(&ts)),
+        None => println!("turnserver (coturn) not found: tern only"),
+    }
+    (dir, servers)
+}
+
 /// median, min, max
 pub(crate) fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
