@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channel_data;
 pub mod config;
 pub mod framing;
+pub mod hash;
 pub mod limiter;
 pub mod peer_policy;
 pub mod proxy_protocol;

@@ -29,6 +29,12 @@ const FORBIDDEN: &[&str] = &[
     "std::sync::atomic",
     // No randomness of its own: keys and seeds are handed in.
     "RandomState",
+    // `new()`/`with_capacity()` of std's maps seed SipHash from the OS; the
+    // core's maps are `proto::hash::Map`, seeded from the shard key.
+    "HashMap::new",
+    "HashMap::with_capacity",
+    "HashSet::new",
+    "HashSet::with_capacity",
     "thread_rng",
     "rand::",
     "getrandom",

@@ -5,7 +5,6 @@ mod key;
 mod nonce;
 mod rest;
 
-use std::collections::HashMap;
 use std::fmt;
 
 use md5::{Digest, Md5};
@@ -14,6 +13,7 @@ pub use key::{AlgKey, OFFERED_ALGORITHMS, PasswordAlgorithm, Sha256Key, offered,
 pub use nonce::{NONCE_COOKIE, NONCE_LEN, NonceKey, NonceState};
 pub use rest::{RestUsername, rest_password};
 
+use crate::proto::hash::Map;
 use crate::secret::Secret;
 
 /// The long-term key: MD5(username ":" realm ":" password), RFC 8489 §9.2.2.
@@ -88,9 +88,9 @@ struct UserKeys {
 /// clients send USERNAME (with either algorithm).
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    users: HashMap<String, UserKeys>,
+    users: Map<String, UserKeys>,
     /// USERHASH → static username (SipHash: keys come from the network).
-    by_hash: HashMap<[u8; 32], String>,
+    by_hash: Map<[u8; 32], String>,
     rest_secrets: Vec<Secret<Vec<u8>>>,
     nonce_key: NonceKey,
 }
@@ -100,8 +100,8 @@ impl Credentials {
     /// shared by all shards of one server).
     pub fn new(nonce_key: [u8; 32]) -> Self {
         Self {
-            users: HashMap::new(),
-            by_hash: HashMap::new(),
+            users: Map::default(),
+            by_hash: Map::default(),
             rest_secrets: Vec::new(),
             nonce_key: NonceKey::new(nonce_key),
         }

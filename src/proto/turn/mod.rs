@@ -39,7 +39,7 @@ mod tcp_relay;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +54,7 @@ pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};
 pub use tcp_relay::{BIND_TIMEOUT, CONNECT_TIMEOUT, ConnectFailed, ConnectionId, TcpStats};
 
 use crate::proto::config::Config;
+use crate::proto::hash::{self, Map};
 use crate::proto::limiter::SourceLimiter;
 use crate::proto::stun::{ErrorCode, TransactionId};
 use crate::proto::time::Now;
@@ -293,8 +294,8 @@ pub struct Server {
     /// Keys the per-source limiter's bucket choice.
     limiter_key: Secret<[u8; 32]>,
     slab: Slab,
-    by_client: HashMap<FiveTuple, RelayId>,
-    pending: HashMap<RelayId, PendingAllocate>,
+    by_client: Map<FiveTuple, RelayId>,
+    pending: Map<RelayId, PendingAllocate>,
     timers: BTreeSet<(Instant, TimerKey)>,
     replay: ReplayCache,
     transmits: VecDeque<Transmit>,
@@ -320,16 +321,22 @@ impl Server {
         let mut limiter_key = [0u8; 32];
         limiter_key.copy_from_slice(hmac::sign(&master, b"tern source limiter").as_ref());
         let rate = u64::from(config.limits.unauth_errors_per_sec_per_ip);
+        let seed = hmac::sign(&master, b"tern hash seed");
+        let seed = seed
+            .as_ref()
+            .iter()
+            .take(8)
+            .fold(0u64, |s, b| s << 8 | u64::from(*b));
         Self {
             unauth_limiter: SourceLimiter::new(rate, 2 * rate, limiter_key),
             config,
             token_key: derive(b"tern reservation token"),
             limiter_key: Secret::new(limiter_key),
             slab: Slab::default(),
-            by_client: HashMap::new(),
-            pending: HashMap::new(),
+            by_client: hash::keyed(seed),
+            pending: hash::keyed(seed ^ 1),
             timers: BTreeSet::new(),
-            replay: ReplayCache::new(16_384),
+            replay: ReplayCache::new(16_384, seed ^ 2),
             transmits: VecDeque::new(),
             commands: VecDeque::new(),
             events: VecDeque::new(),

@@ -4,23 +4,25 @@
 //! not 437. Only responses to authenticated requests are kept, so an
 //! unauthenticated sender cannot make this table grow; it is also capped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{FiveTuple, REPLAY_WINDOW};
+use crate::proto::hash::{self, Map};
 use crate::proto::stun::TransactionId;
 
 #[derive(Debug)]
 pub(super) struct ReplayCache {
-    map: HashMap<(FiveTuple, TransactionId), Vec<u8>>,
+    map: Map<(FiveTuple, TransactionId), Vec<u8>>,
     order: VecDeque<(Instant, FiveTuple, TransactionId)>,
     cap: usize,
 }
 
 impl ReplayCache {
-    pub(super) fn new(cap: usize) -> Self {
+    /// At most `cap` responses; `seed` keys the table's hash.
+    pub(super) fn new(cap: usize, seed: u64) -> Self {
         Self {
-            map: HashMap::new(),
+            map: hash::keyed(seed),
             order: VecDeque::new(),
             cap,
         }

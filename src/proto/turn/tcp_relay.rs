@@ -17,7 +17,7 @@
 //! other and reports [`Server::handle_peer_closed`]; when the allocation
 //! ends, the core closes all its connections ([`Command::ClosePeer`]).
 
-use std::collections::HashMap;
+use crate::proto::hash::Map;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -98,9 +98,9 @@ struct PeerConn {
 /// The peer data connections of one shard's TCP allocations.
 #[derive(Debug, Default)]
 pub(super) struct TcpConns {
-    conns: HashMap<ConnectionId, PeerConn>,
+    conns: Map<ConnectionId, PeerConn>,
     /// Every TCP allocation (also with no connection) and its connections.
-    by_relay: HashMap<RelayId, Vec<ConnectionId>>,
+    by_relay: Map<RelayId, Vec<ConnectionId>>,
     pub(super) stats: TcpStats,
 }
 
