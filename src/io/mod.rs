@@ -35,6 +35,7 @@ pub(crate) mod shared;
 mod slots;
 mod socket_id;
 mod sockets;
+pub use sockets::LISTENER_BUFFER;
 mod stream;
 mod tcp;
 mod tcp_relay;

@@ -103,6 +103,23 @@ impl Facts {
                 .as_ref()
                 .and_then(|t| certificate_not_after(&t.cert).ok()),
             now_unix,
+            rmem_max: std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            net_admin: net_admin(),
         }
     }
+}
+
+/// Whether this process holds CAP_NET_ADMIN (bit 12 of `CapEff` in
+/// /proc/self/status), which lets sockets pass `net.core.rmem_max`.
+fn net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps >> CAP_NET_ADMIN & 1 == 1)
 }

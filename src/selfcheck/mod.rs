@@ -15,6 +15,7 @@ use ipnet::IpNet;
 
 pub use facts::{CertExpiryError, certificate_not_after};
 
+use crate::io::LISTENER_BUFFER;
 use crate::proto::peer_policy::DEFAULT_DENY;
 use crate::settings::Settings;
 
@@ -38,6 +39,11 @@ pub struct Facts {
     pub cert_not_after: Option<i64>,
     /// Wall-clock time of the check (Unix seconds).
     pub now_unix: i64,
+    /// `net.core.rmem_max`: the largest UDP receive buffer a socket gets
+    /// without CAP_NET_ADMIN; `None` = unknown.
+    pub rmem_max: Option<u64>,
+    /// The process holds CAP_NET_ADMIN (its sockets may pass `rmem_max`).
+    pub net_admin: bool,
 }
 
 /// One finding. `Display` says what is wrong and what to change.
@@ -63,6 +69,9 @@ pub enum Warning {
         relay_sockets: u64,
         tcp_connections: u64,
     },
+    /// The kernel caps the UDP listeners' receive buffer below what tern
+    /// asks ([`LISTENER_BUFFER`]), so bursts overflow it.
+    UdpBufferCapped { rmem_max: u64 },
     /// The TLS certificate expires within [`CERT_WARN_DAYS`] or has expired.
     CertExpiry {
         cert: PathBuf,
@@ -96,6 +105,12 @@ pub fn check(settings: &Settings, facts: &Facts) -> Vec<Warning> {
                 tcp_connections,
             });
         }
+    }
+    if let Some(rmem_max) = facts.rmem_max
+        && rmem_max < LISTENER_BUFFER as u64
+        && !facts.net_admin
+    {
+        out.push(Warning::UdpBufferCapped { rmem_max });
     }
     if let (Some(tls), Some(not_after)) = (&settings.tls, facts.cert_not_after) {
         if not_after - facts.now_unix < CERT_WARN_DAYS * 86_400 {
@@ -193,6 +208,14 @@ impl fmt::Display for Warning {
                      limits.max_allocations / limits.tcp_max_connections"
                 )
             }
+            Self::UdpBufferCapped { rmem_max } => write!(
+                f,
+                "net.core.rmem_max is {rmem_max} bytes: each UDP listener's receive queue is capped \
+                 there (tern asks {LISTENER_BUFFER}), so traffic bursts are dropped by the kernel \
+                 (tern_udp_receive_drops_total). Raise it: `sysctl -w net.core.rmem_max={LISTENER_BUFFER} \
+                 net.core.wmem_max={LISTENER_BUFFER}` (and in /etc/sysctl.d/ to keep it), or give \
+                 tern CAP_NET_ADMIN (AmbientCapabilities= in the systemd unit)"
+            ),
             Self::CertExpiry {
                 cert,
                 not_after,

@@ -26,7 +26,26 @@ fn facts() -> Facts {
         listener_ips: vec!["203.0.113.10".parse().unwrap()],
         cert_not_after: None,
         now_unix: NOW,
+        rmem_max: Some(4 << 20),
+        net_admin: false,
     }
+}
+
+#[test]
+fn a_low_rmem_max_is_reported_unless_tern_may_pass_it() {
+    let s = settings();
+    let mut f = facts();
+    assert!(check(&s, &f).is_empty());
+    f.rmem_max = Some(212_992); // Debian's default
+    let w = check(&s, &f);
+    assert_eq!(w, vec![Warning::UdpBufferCapped { rmem_max: 212_992 }]);
+    let text = w[0].to_string();
+    assert!(
+        text.contains("sysctl -w net.core.rmem_max=4194304"),
+        "{text}"
+    );
+    f.net_admin = true;
+    assert!(check(&s, &f).is_empty());
 }
 
 #[test]
