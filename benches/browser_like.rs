@@ -375,25 +375,39 @@ fn overload(
     }
 }
 
-/// A shell busy loop pinned to one core, killed on drop (and bounded by
-/// `timeout` should the bench die first).
-struct BusyLoop(std::process::Child);
+/// A thread of this process spinning on one core until dropped (at most
+/// ten minutes). A thread, not a child process, so it cannot outlive the
+/// bench.
+struct BusyLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
 impl BusyLoop {
     fn start(cpu: usize) -> Self {
-        let child = std::process::Command::new("taskset")
-            .args(["-c", &cpu.to_string(), "timeout", "600"])
-            .args(["sh", "-c", "while :; do :; done"])
-            .spawn()
-            .expect("spawn the busy loop (taskset, timeout, sh)");
-        Self(child)
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            common::pin_self(cpu); // this thread only: affinity is per thread
+            let end = Instant::now() + Duration::from_secs(600);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
+                std::hint::spin_loop();
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
 impl Drop for BusyLoop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -68,7 +68,8 @@ pub(crate) fn cores() -> usize {
     usize::try_from(n).unwrap_or(1).max(1)
 }
 
-/// Pins this process (the load generator) to `cpu`.
+/// Pins the calling thread (the load generator's main thread, so the
+/// threads it starts later) to `cpu`.
 pub(crate) fn pin_self(cpu: usize) {
     if cores() < 2 {
         return;

@@ -161,12 +161,14 @@ pub fn proc_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU seconds (user + system) this process has used so far.
+/// CPU seconds (user + system) the calling thread has used so far: the
+/// generator is one thread, and a bench may run others beside it (the
+/// overload section's busy loop) that are not the generator's cost.
 pub(crate) fn self_cpu_secs() -> f64 {
     // SAFETY: rusage is plain data; getrusage fills it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: ru is a valid out pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &raw mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
