@@ -209,6 +209,9 @@ pub struct WorkerMetrics {
     pub relay_packets: [Counter; 2],
     /// Relayed payload bytes by direction.
     pub relay_bytes: [Counter; 2],
+    /// Datagrams handed from one of this worker's relays to another without
+    /// the kernel (relay to relay on one server).
+    pub relay_internal: Counter,
     /// Relayed datagrams dropped, by reason.
     pub relay_dropped: [Counter; 4],
     /// Permissions refused by peer policy, by rule.
@@ -286,9 +289,10 @@ impl WorkerMetrics {
     /// Publishes the relayed payload byte totals the worker keeps in plain
     /// `u64` fields (two Relaxed stores; call once per loop iteration).
     #[inline]
-    pub fn publish_relay_bytes(&self, to_peer: u64, to_client: u64) {
+    pub fn publish_relay_bytes(&self, to_peer: u64, to_client: u64, internal: u64) {
         self.relay_bytes[Direction::ClientToPeer.index()].set(to_peer);
         self.relay_bytes[Direction::PeerToClient.index()].set(to_client);
+        self.relay_internal.set(internal);
     }
 
     /// Publishes the totals of `proto::turn::Stats` that map one-to-one

@@ -24,6 +24,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "tern_auth_failures_total",
     "tern_relay_packets_total",
     "tern_relay_bytes_total",
+    "tern_relay_internal_packets_total",
     "tern_relay_dropped_packets_total",
     "tern_peer_denied_total",
     "tern_quota_rejections_total",
@@ -230,6 +231,12 @@ fn render_relay(m: &Metrics, e: &mut Encoder<'_>) {
         "Payload bytes relayed.",
         "direction",
         |d| m.sum(|w| &w.relay_bytes[d.index()]),
+    );
+    e.single(
+        "tern_relay_internal_packets_total",
+        "counter",
+        "Datagrams relayed from one of this server's relays to another inside a worker, without a trip through the kernel (also counted in tern_relay_packets_total, both directions).",
+        m.sum(|w| &w.relay_internal),
     );
     e.by::<DropReason>(
         "tern_relay_dropped_packets_total",

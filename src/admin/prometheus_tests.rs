@@ -19,9 +19,9 @@ fn sample_metrics() -> Metrics {
         ..Default::default()
     };
     m.workers[0].publish_turn_stats(&stats(10));
-    m.workers[0].publish_relay_bytes(1000, 0);
+    m.workers[0].publish_relay_bytes(1000, 0, 0);
     m.workers[1].publish_turn_stats(&stats(5));
-    m.workers[1].publish_relay_bytes(500, 0);
+    m.workers[1].publish_relay_bytes(500, 0, 0);
     m.workers[1].allocation_ended(Duration::from_secs(20));
     m.workers[1].auth_failure(AuthFailure::StaleNonce);
     m.global.reload(ReloadResult::Failure);

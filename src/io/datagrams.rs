@@ -19,7 +19,8 @@ use super::udp::{Dest, RecvBufs, Sock};
 use super::worker::{RelaySock, Worker};
 use crate::admin::metrics::Transport as MetricsTransport;
 use crate::admin::turn_events::{record_drop, record_request};
-use crate::proto::turn::{ClientAction, FiveTuple, HEADROOM, PeerAction, Transport};
+use crate::proto::time::Now;
+use crate::proto::turn::{ClientAction, FiveTuple, HEADROOM, PeerAction, RelayId, Transport};
 
 /// Receive batches taken from one socket before others get a turn; a
 /// socket still readable after that is revisited on the next loop.
@@ -83,26 +84,59 @@ impl Worker {
                     continue;
                 }
                 for d in bufs.datagrams(k) {
-                    w.handled += 1;
-                    let end = HEADROOM + d.len();
-                    w.scratch[HEADROOM..end].copy_from_slice(d);
-                    let action = w
-                        .server
-                        .handle_peer(now, id, peer, &mut w.scratch, HEADROOM..end);
-                    match action {
-                        PeerAction::Forward { to, bytes } => {
-                            w.ops.bytes_to_client += d.len() as u64;
-                            let scratch = std::mem::take(&mut w.scratch);
-                            if let Some(b) = scratch.get(bytes) {
-                                w.forward_to_client(&to, b);
-                            }
-                            w.scratch = scratch;
-                        }
-                        PeerAction::Dropped(reason) => record_drop(&w.ops.metrics, reason),
-                    }
+                    w.peer_datagram_copied(now, id, peer, d);
                 }
             }
         });
+    }
+
+    /// A peer datagram that cannot be framed where it lies (a GRO segment,
+    /// or one relayed inside the worker): copied behind the headroom of
+    /// `scratch`, through the core, and on to the client.
+    fn peer_datagram_copied(&mut self, now: Now, id: RelayId, peer: SocketAddr, d: &[u8]) {
+        self.handled += 1;
+        let end = HEADROOM + d.len();
+        let Some(dst) = self.scratch.get_mut(HEADROOM..end) else {
+            return;
+        };
+        dst.copy_from_slice(d);
+        match self
+            .server
+            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end)
+        {
+            PeerAction::Forward { to, bytes } => {
+                self.ops.bytes_to_client += d.len() as u64;
+                let scratch = std::mem::take(&mut self.scratch);
+                if let Some(b) = scratch.get(bytes) {
+                    self.forward_to_client(&to, b);
+                }
+                self.scratch = scratch;
+            }
+            PeerAction::Dropped(reason) => record_drop(&self.ops.metrics, reason),
+        }
+    }
+
+    /// A datagram one of this worker's relays sends to another of them
+    /// (two clients of this server talking relay to relay): handed to the
+    /// destination relay here, not through the kernel, which saves a
+    /// `sendmsg`, a loopback delivery and a `recvmmsg`. The destination
+    /// sees what the kernel would have delivered: the source relay's local
+    /// address, through its own permissions. Relays on other workers (or
+    /// other servers) go through the kernel as before.
+    fn relay_inside(&mut self, from: RelayId, to: SocketAddr, bytes: &[u8]) -> bool {
+        let Some(&(slot, _)) = self.relay_addrs.get(&to) else {
+            return false;
+        };
+        let src = self
+            .relays
+            .get(from.slot as usize)
+            .and_then(|r| r.local[usize::from(to.is_ipv6())]);
+        let dst = self.relays.get(slot as usize).map(|r| r.id);
+        if let (Some(src), Some(dst)) = (src, dst) {
+            self.ops.relayed_inside += 1;
+            self.peer_datagram_copied(clock::now(), dst, src, bytes);
+        }
+        true
     }
 
     /// Receives `recvmmsg` batches from one socket until it is empty or its
@@ -165,6 +199,9 @@ impl Worker {
         };
         if let Some(bytes) = datagram.get(payload) {
             self.ops.bytes_to_peer += bytes.len() as u64;
+            if self.relay_inside(relay, peer, bytes) {
+                return;
+            }
             let dest = Dest {
                 sock: SocketId::relay(relay, peer.is_ipv6()),
                 to: peer,

@@ -67,6 +67,8 @@ pub(crate) struct WorkerOps {
     pub(crate) bytes_to_peer: u64,
     /// Relayed payload bytes, peer → client.
     pub(crate) bytes_to_client: u64,
+    /// Datagrams relayed relay to relay inside this worker.
+    pub(crate) relayed_inside: u64,
 }
 
 impl WorkerOps {
@@ -83,6 +85,7 @@ impl WorkerOps {
             mailbox,
             bytes_to_peer: 0,
             bytes_to_client: 0,
+            relayed_inside: 0,
         }
     }
 }
@@ -95,7 +98,7 @@ impl Worker {
         o.metrics.beat(o.liveness.stamp(now));
         o.metrics.publish_turn_stats(self.server.stats());
         o.metrics
-            .publish_relay_bytes(o.bytes_to_peer, o.bytes_to_client);
+            .publish_relay_bytes(o.bytes_to_peer, o.bytes_to_client, o.relayed_inside);
     }
 
     /// Once per housekeeping round (1 s): gauges that cost a walk over the

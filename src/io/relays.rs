@@ -24,6 +24,9 @@ use crate::proto::turn::{
     BindError, PortRequest, RESERVATION_LIFETIME, RelayBound, RelayId, ReservationToken,
 };
 
+/// One value per relay socket family: `[IPv4, IPv6]`.
+type BySocketFamily<T> = [Option<T>; 2];
+
 /// The socket an allocation relays on, before it is registered.
 struct Bound {
     sock: std::net::UdpSocket,
@@ -83,15 +86,21 @@ impl Worker {
                 }
             }
         }
-        let registered = self.register(relay, socks).map_err(|e| {
+        let (registered, local) = self.register(relay, socks).map_err(|e| {
             tracing::warn!(error = %e, "cannot register a relay socket; answering 508");
             BindError::NoSocket
         })?;
+        for (fam, addr) in local.iter().enumerate() {
+            if let Some(a) = addr {
+                self.relay_addrs.insert(*a, (relay.slot, fam == 1));
+            }
+        }
         self.relays.insert_at(
             relay.slot as usize,
             RelaySock {
                 id: relay,
                 socks: registered,
+                local,
                 _quota: quota,
             },
         );
@@ -137,15 +146,18 @@ impl Worker {
         })
     }
 
-    /// Registers the sockets of `relay` with the poll, by family.
+    /// Registers the sockets of `relay` with the poll, by family; with
+    /// their local addresses.
     fn register(
         &self,
         relay: RelayId,
         socks: [Option<std::net::UdpSocket>; 2],
-    ) -> io::Result<[Option<Sock>; 2]> {
+    ) -> io::Result<(BySocketFamily<Sock>, BySocketFamily<SocketAddr>)> {
         let mut registered = [None, None];
+        let mut local = [None, None];
         for (fam, s) in socks.into_iter().enumerate() {
             if let Some(s) = s {
+                local[fam] = Some(s.local_addr()?);
                 let mut s = Sock::new(s)?;
                 let token = SocketId::relay(relay, fam == 1).token();
                 self.poll
@@ -154,7 +166,7 @@ impl Worker {
                 registered[fam] = Some(s);
             }
         }
-        Ok(registered)
+        Ok((registered, local))
     }
 
     /// Closes the relay socket(s) of an allocation that ended; dropping
@@ -165,6 +177,9 @@ impl Worker {
         if self.relays.get(slot).is_some_and(|r| r.id == relay)
             && let Some(r) = self.relays.remove_at(slot)
         {
+            for a in r.local.iter().flatten() {
+                self.relay_addrs.remove(a);
+            }
             for mut s in r.socks.into_iter().flatten() {
                 let _ = self.poll.registry().deregister(&mut s.sock);
             }
@@ -178,6 +193,9 @@ impl Worker {
             && r.id == relay
             && let Some(mut s) = r.socks[usize::from(ipv6)].take()
         {
+            if let Some(a) = r.local[usize::from(ipv6)].take() {
+                self.relay_addrs.remove(&a);
+            }
             let _ = self.poll.registry().deregister(&mut s.sock);
         }
     }

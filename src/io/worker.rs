@@ -93,6 +93,8 @@ pub(crate) struct WorkerParts {
 pub(super) struct RelaySock {
     pub(super) id: RelayId,
     pub(super) socks: [Option<Sock>; 2],
+    /// The local address each socket is bound to (what a peer sees).
+    pub(super) local: [Option<SocketAddr>; 2],
     pub(super) _quota: super::shared::QuotaHold,
 }
 
@@ -104,6 +106,9 @@ pub(crate) struct Worker {
     pub(super) stream_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     /// Relay sockets under the core's `RelayId::slot`.
     pub(super) relays: Slots<RelaySock>,
+    /// This worker's relay sockets by local address: a datagram relayed to
+    /// one of them is handed over inside the worker (`relay_inside`).
+    pub(super) relay_addrs: crate::proto::hash::Map<SocketAddr, (u32, bool)>,
     pub(super) conns: Slots<Conn>,
     pub(super) conn_by_client: HashMap<SocketAddr, usize>,
     /// Scratch for one peer datagram with headroom for the header the core writes.
@@ -168,6 +173,7 @@ impl Worker {
             udp: udp_socks,
             stream_listeners: listeners,
             relays: Slots::default(),
+            relay_addrs: crate::proto::hash::Map::default(),
             conns: Slots::default(),
             conn_by_client: HashMap::new(),
             scratch: vec![0u8; BUF_LEN].into_boxed_slice(),

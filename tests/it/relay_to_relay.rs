@@ -216,3 +216,44 @@ fn relay_to_another_allocation_on_the_same_server() {
     a.refresh(0).expect("delete A");
     b.refresh(0).expect("delete B");
 }
+
+/// Two allocations on one worker: every datagram between their relays is
+/// handed over inside the worker (counted by
+/// `tern_relay_internal_packets_total`), and arrives as it would through
+/// the kernel: from the sender's relay address, as Data or ChannelData.
+#[test]
+fn relay_to_relay_on_one_worker_skips_the_kernel() {
+    if is_coturn() {
+        return;
+    }
+    let mut tern = crate::ops::Tern::spawn(&crate::ops::Policy::default(), None);
+    tern.wait_ready();
+    let mut a = tern.client();
+    let mut b = tern.client();
+    let ra = a.allocate().expect("Allocate A");
+    let rb = b.allocate().expect("Allocate B");
+    a.create_permission(rb).expect("A: permission for B");
+    b.create_permission(ra).expect("B: permission for A");
+    const SAMPLE: &str = "tern_relay_internal_packets_total";
+    assert_eq!(tern.metric(SAMPLE), Some(0.0));
+
+    for i in 0..5 {
+        let (ab, ba) = (format!("A->B send {i}"), format!("B->A send {i}"));
+        a.send_indication(rb, ab.as_bytes()).unwrap();
+        expect_relayed(&mut b, Delivery::Data(ra), &ab);
+        b.send_indication(ra, ba.as_bytes()).unwrap();
+        expect_relayed(&mut a, Delivery::Data(rb), &ba);
+    }
+    a.channel_bind(0x4000, rb).expect("A: channel to B");
+    b.channel_bind(0x4001, ra).expect("B: channel to A");
+    for i in 0..5 {
+        let (ab, ba) = (format!("A->B channel {i}"), format!("B->A channel {i}"));
+        a.send_channel(0x4000, ab.as_bytes()).unwrap();
+        expect_relayed(&mut b, Delivery::Channel(0x4001), &ab);
+        b.send_channel(0x4001, ba.as_bytes()).unwrap();
+        expect_relayed(&mut a, Delivery::Channel(0x4000), &ba);
+    }
+    // Twenty datagrams, all handed over inside the worker; the counter is
+    // published once per loop, just after the last one was relayed.
+    assert_eq!(tern.wait_metric(SAMPLE, |v| v >= 20.0), 20.0);
+}
