@@ -360,3 +360,65 @@ fn probe_against_tern_serve() {
         assert_walked(&out, &report, uri.ends_with("tcp"));
     }
 }
+
+#[test]
+fn probe_reports_the_nat_type_when_the_server_has_an_alternate_address() {
+    if harness::is_coturn() {
+        return; // tern's alternate_listen; coturn: probe_reports_coturns_nat_type
+    }
+    let (_server, primary, _alternate) = crate::nat_discovery::discovery_server();
+    let uri = format!("turn:{primary}?transport=udp");
+    let (out, report) = probe_json(&uri, &[]);
+    assert_walked(&out, &report, false);
+    // Loopback: no NAT, so RFC 5780 finds endpoint-independent everything,
+    // and only if tern answered from the alternate IP and port.
+    let nat = &report["nat"];
+    assert_eq!(nat["mapping"], "endpoint-independent", "{out}");
+    assert_eq!(nat["filtering"], "endpoint-independent", "{out}");
+    assert_eq!(nat["behind_nat"], false, "{out}");
+    let out = probe(&[&uri, "--user", USER, "--password", PASS]);
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout
+            .contains("nat: endpoint-independent mapping, endpoint-independent filtering (no NAT"),
+        "{out}"
+    );
+}
+
+#[test]
+fn probe_says_why_there_is_no_nat_type() {
+    let server = TestServer::start();
+    let (out, report) = probe_json(&format!("turn:{}?transport=udp", server.udp), &[]);
+    assert_walked(&out, &report, false);
+    let nat = &report["nat"];
+    assert!(
+        nat["mapping"].is_null() && nat["filtering"].is_null(),
+        "{out}"
+    );
+    let summary = nat["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("not available: server has no alternate address"),
+        "{summary}"
+    );
+    assert!(summary.contains("[server] alternate_listen"), "{summary}");
+    // Over TCP discovery does not run, and the report says so.
+    let (out, report) = probe_json(&format!("turn:{}?transport=tcp", server.tcp), &[]);
+    assert_walked(&out, &report, true);
+    let summary = report["nat"]["summary"].as_str().unwrap();
+    assert!(summary.contains("runs over UDP only"), "{summary}");
+}
+
+#[test]
+fn probe_reports_coturns_nat_type() {
+    if harness::require_tool("turnserver").is_none() {
+        return;
+    }
+    // Two listening IPs: coturn's RFC 5780 alternate is 127.0.0.2 and the
+    // port after the listening port.
+    let server =
+        harness::start_coturn_with(&harness::settings(), false, &["--listening-ip=127.0.0.2"]);
+    let (out, report) = probe_json(&format!("turn:{}?transport=udp", server.udp), &[]);
+    assert_walked(&out, &report, false);
+    assert_eq!(report["nat"]["mapping"], "endpoint-independent", "{out}");
+    assert_eq!(report["nat"]["filtering"], "endpoint-independent", "{out}");
+}
