@@ -538,10 +538,10 @@ impl Worker {
             return;
         };
         let _ = c.deregister(self.poll.registry());
-        let five = c.five();
-        self.conn_by_client.remove(&five.client);
+        let (client, limit_ip) = (c.five().client, c.limit_ip());
+        self.conn_by_client.remove(&client);
         if !self.shared.handoff.send(worker, c) {
-            self.shared.limits.release(five.client.ip());
+            self.shared.limits.release(limit_ip);
         }
     }
 
@@ -551,7 +551,7 @@ impl Worker {
             let client = c.five().client;
             if self.conn_by_client.contains_key(&client) {
                 c.close();
-                self.shared.limits.release(client.ip());
+                self.shared.limits.release(c.limit_ip());
                 continue;
             }
             let idx = self.conns.insert(c);
@@ -560,8 +560,9 @@ impl Worker {
                 None => continue,
             };
             if registered.is_err() {
-                self.conns.remove(idx);
-                self.shared.limits.release(client.ip());
+                if let Some(c) = self.conns.remove(idx) {
+                    self.shared.limits.release(c.limit_ip());
+                }
                 continue;
             }
             self.conn_by_client.insert(client, idx);

@@ -44,6 +44,8 @@ pub(crate) struct Policy {
     pub(crate) drain_timeout_secs: u64,
     /// Also listen on TCP (`[server] tcp`), on the same port.
     pub(crate) tcp: bool,
+    /// Tables appended to the file verbatim (e.g. `[limits]`).
+    pub(crate) tables: &'static str,
 }
 
 impl Default for Policy {
@@ -55,6 +57,7 @@ impl Default for Policy {
             deny: vec![],
             drain_timeout_secs: 60,
             tcp: false,
+            tables: "",
         }
     }
 }
@@ -118,7 +121,7 @@ impl Tern {
              [relay]\naddress = \"127.0.0.1\"\nports = \"{lo}-{hi}\"\n\
              [auth]\nusers = [{users}]\nrest_secrets = [{secrets}]\n\
              [peers]\nallow = [{allow}]\ndeny = [{deny}]\n\
-             [admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n{extra}",
+             [admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n{tables}{extra}",
             server = self.server,
             lo = self.ports.start(),
             hi = self.ports.end(),
@@ -128,6 +131,7 @@ impl Tern {
             deny = deny.join(", "),
             drain = p.drain_timeout_secs,
             tcp = p.tcp,
+            tables = p.tables,
             admin = self.admin,
         );
         // Write then rename, so a reload never reads half a file.
