@@ -11,8 +11,9 @@
 //! ChannelData. Each step is timed and reported with the addresses seen
 //! (`report`), and the first failure comes with a hint (`hints`).
 //!
-//! The data path here is relay to relay inside the server (or through its
-//! NAT, with `relay.advertised_address`). It proves the relay sockets,
+//! The data path here is relay to relay inside the server (behind a 1:1
+//! NAT too: tern and coturn send traffic for their own advertised relay
+//! address to the local relay sockets). It proves the relay sockets,
 //! permissions and channels work; it cannot prove that a peer elsewhere on
 //! the internet reaches the relay ports, which is why a private relayed
 //! address behind a public listener is reported on its own.
