@@ -88,6 +88,9 @@ impl SettingsBuilder {
     /// - every relay address, local and advertised, becomes one of the
     ///   server's own addresses in the peer policy (clients on one server
     ///   can reach each other), and only `relay_ports` on them are peers;
+    /// - a peer address on an advertised relay IP is relayed to the local
+    ///   relay IP behind it (`proto::turn::RelayNat`: no NAT hairpinning
+    ///   needed for relay to relay);
     /// - the core offers the relay families there are addresses for
     ///   (REQUESTED-ADDRESS-FAMILY, 440 otherwise);
     /// - `limits.max_allocations` is at least 1 (`config` rejects 0; this
@@ -108,6 +111,13 @@ impl SettingsBuilder {
         proto
             .peer_policy
             .set_relay_ports(*self.relay_ports.start(), *self.relay_ports.end());
+        proto.relay_nat = Default::default();
+        if let Some(public) = self.advertised_ip {
+            proto.relay_nat.add(public, self.relay_ip);
+        }
+        if let (Some(public), Some(local)) = (self.advertised_ip6, self.relay_ip6) {
+            proto.relay_nat.add(public, local);
+        }
         proto.relay_ipv4 = self.relay_ip.is_ipv4();
         proto.relay_ipv6 = self.relay_ip.is_ipv6() || self.relay_ip6.is_some();
         proto.limits.max_allocations = proto.limits.max_allocations.max(1);

@@ -137,6 +137,9 @@ label_enum!(
         TcpConnections => "tcp_connections",
         TcpConnectionsPerIp => "tcp_connections_per_ip",
         UnauthRate => "unauth_rate",
+        // A TCP/TLS connection closed because its PROXY header or TLS
+        // handshake was not done within `limits.tcp_handshake_timeout_secs`.
+        TcpHandshakeTimeout => "tcp_handshake_timeout",
     }
 );
 label_enum!(
@@ -217,7 +220,7 @@ pub struct WorkerMetrics {
     /// Permissions refused by peer policy, by rule.
     pub peer_denied: [Counter; 2],
     /// Requests refused by a quota, by kind.
-    pub quota_rejections: [Counter; 8],
+    pub quota_rejections: [Counter; 9],
     /// Allocation duration histogram: cumulative-free bucket counts (one per
     /// bound in [`DURATION_BUCKETS`] plus +Inf); the renderer accumulates.
     pub duration_buckets: [Counter; DURATION_BUCKETS.len() + 1],

@@ -228,7 +228,7 @@ fn render_relay(m: &Metrics, e: &mut Encoder<'_>) {
     );
     e.by::<Direction>(
         "tern_relay_bytes_total",
-        "Payload bytes relayed.",
+        "Payload bytes relayed (UDP payloads and spliced RFC 6062 TCP bytes).",
         "direction",
         |d| m.sum(|w| &w.relay_bytes[d.index()]),
     );

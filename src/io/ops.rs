@@ -3,7 +3,8 @@
 //! through.
 //!
 //! # Cost on the relay path
-//! Per relayed datagram a worker adds its payload length to a plain `u64`
+//! Per relayed datagram (and per spliced RFC 6062 read, `tcp_relay.rs`) a
+//! worker adds its payload length to a plain `u64`
 //! ([`WorkerOps::bytes_to_peer`] / [`WorkerOps::bytes_to_client`]); packet
 //! counts are the core's `Stats`. Once per loop iteration
 //! [`Worker::publish`] stores those totals into the worker's

@@ -11,6 +11,7 @@ use super::clock;
 use super::socket_id::SocketId;
 use super::tcp::{Conn, ListenerKind, ProxyPhase, ReadState};
 use super::worker::Worker;
+use crate::admin::metrics::{Label, QuotaKind};
 use crate::admin::turn_events;
 use crate::proto::framing::frame_len;
 use crate::proto::turn::FiveTuple;
@@ -33,24 +34,28 @@ impl Worker {
                     return;
                 }
             };
+            let proxy = self.proxy_phase(&kind, from);
+            // A trusted PROXY sender takes no per-IP slot of its own: the
+            // client its header names does (`rekey`).
+            let limit_ip = (proxy != ProxyPhase::Expect).then_some(from.ip());
             let limits = &self.shared.limits;
-            if !limits.admit(from.ip()) {
-                tracing::debug!(client = %from, "TCP connection refused: connection limit reached");
+            if let Err(kind) = limits.admit(limit_ip) {
+                tracing::debug!(client = %from, limit = kind.name(), "TCP connection refused: connection limit reached");
+                self.ops.metrics.quota_rejection(kind);
                 continue;
             }
-            let proxy = self.proxy_phase(&kind, from);
             let tls = match kind.tls.map(rustls::ServerConnection::new) {
                 None => None,
                 Some(Ok(t)) => Some(t),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "cannot start a TLS session");
-                    limits.release(from.ip());
+                    limits.release(limit_ip);
                     continue;
                 }
             };
             if self.conn_by_client.contains_key(&from) {
                 // Only possible with a proxy reporting this very address.
-                limits.release(from.ip());
+                limits.release(limit_ip);
                 continue;
             }
             let max_frame = self.shared.settings.tcp.max_frame;
@@ -62,7 +67,7 @@ impl Worker {
             };
             if let Err(e) = registered {
                 tracing::warn!(error = %e, "cannot register a TCP connection");
-                self.shared.limits.release(from.ip());
+                self.shared.limits.release(limit_ip);
                 self.conns.remove(idx);
                 continue;
             }
@@ -193,19 +198,22 @@ impl Worker {
             return false;
         };
         let from = conn.five().client;
-        if from == to {
-            return true;
-        }
-        if self.conn_by_client.contains_key(&to) {
+        if from != to && self.conn_by_client.contains_key(&to) {
             tracing::debug!(client = %to, proxy = %from, "PROXY header names a client already connected");
             return false;
         }
-        let limits = &self.shared.limits;
-        if !limits.admit(to.ip()) {
-            tracing::debug!(client = %to, proxy = %from, "connection refused: connection limit reached");
-            return false;
+        // The proxy held no per-IP slot (`accept`); the client it names takes one.
+        if conn.limit_ip().is_none() {
+            if let Err(kind) = self.shared.limits.admit_ip(to.ip()) {
+                tracing::debug!(client = %to, proxy = %from, "connection refused: per-IP connection limit reached");
+                self.ops.metrics.quota_rejection(kind);
+                return false;
+            }
+            conn.set_limit_ip(to.ip());
         }
-        limits.release(from.ip());
+        if from == to {
+            return true;
+        }
         conn.set_client(to);
         self.conn_by_client.remove(&from);
         self.conn_by_client.insert(to, i);
@@ -236,7 +244,7 @@ impl Worker {
         let _ = c.deregister(self.poll.registry());
         let five = c.five();
         self.conn_by_client.remove(&five.client);
-        self.shared.limits.release(five.client.ip());
+        self.shared.limits.release(c.limit_ip());
         self.data_conn_closed(i);
         self.server.handle_client_closed(&five);
         self.drain();
@@ -247,18 +255,28 @@ impl Worker {
     pub(super) fn close_idle(&mut self, now: Instant) {
         let idle = self.shared.settings.tcp.idle_timeout;
         let handshake = self.shared.settings.tcp.handshake_timeout;
-        let stale: Vec<usize> = self
+        let stale: Vec<(usize, bool)> = self
             .conns
             .iter()
-            .filter(|(i, c)| {
+            .filter_map(|(i, c)| {
+                let handshake = c.handshake_expired(now, handshake);
                 // A spliced data connection carries raw bytes, no frames.
-                !self.tcp_relay.is_spliced(*i) && now.duration_since(c.last_frame()) > idle
-                    || c.handshake_expired(now, handshake)
+                let idle =
+                    !self.tcp_relay.is_spliced(i) && now.duration_since(c.last_frame()) > idle;
+                (handshake || idle).then_some((i, handshake))
             })
-            .map(|(i, _)| i)
             .collect();
-        for i in stale {
-            tracing::debug!("closing idle TCP connection");
+        for (i, handshake) in stale {
+            if handshake {
+                tracing::debug!(
+                    "closing TCP connection: PROXY header or TLS handshake not done in time"
+                );
+                self.ops
+                    .metrics
+                    .quota_rejection(QuotaKind::TcpHandshakeTimeout);
+            } else {
+                tracing::debug!("closing idle TCP connection");
+            }
             self.close_conn(i);
         }
     }

@@ -24,6 +24,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::{ServerConfig, ServerConnection};
 
+use crate::admin::metrics::QuotaKind;
 use crate::proto::proxy_protocol::{self, Parsed};
 use crate::proto::turn::{FiveTuple, Transport};
 
@@ -32,7 +33,10 @@ use crate::proto::turn::{FiveTuple, Transport};
 const MAX_WRITE_QUEUE: usize = 256 * 1024;
 
 /// Total and per-IP TCP connection caps, shared by the workers (touched on
-/// accept and close only).
+/// accept, PROXY header and close only). A connection from a trusted PROXY
+/// sender holds only a total slot until its header names the client, which
+/// then takes the per-IP slot (see [`Conn::limit_ip`]): the proxy's own IP
+/// is not a client and must not run out of slots.
 #[derive(Debug)]
 pub(crate) struct ConnLimits {
     max_total: usize,
@@ -49,29 +53,56 @@ impl ConnLimits {
         }
     }
 
-    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_ip) = &mut *g;
-        let n = per_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= self.max_total || n >= self.max_per_ip {
-            return false;
-        }
-        *total += 1;
-        per_ip.insert(ip, n + 1);
-        true
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn release(&self, ip: IpAddr) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes a total slot and, for `Some(ip)`, a per-IP slot; the error
+    /// names the cap that refused (the `kind` of
+    /// `tern_quota_rejections_total`).
+    pub(crate) fn admit(&self, ip: Option<IpAddr>) -> Result<(), QuotaKind> {
+        let mut g = self.lock();
+        let (total, per_ip) = &mut *g;
+        if *total >= self.max_total {
+            return Err(QuotaKind::TcpConnections);
+        }
+        if let Some(ip) = ip {
+            take_ip(per_ip, ip, self.max_per_ip)?;
+        }
+        *total += 1;
+        Ok(())
+    }
+
+    /// Takes a per-IP slot for `ip` on a connection that holds a total slot
+    /// already (the client a PROXY header named).
+    pub(crate) fn admit_ip(&self, ip: IpAddr) -> Result<(), QuotaKind> {
+        take_ip(&mut self.lock().1, ip, self.max_per_ip)
+    }
+
+    /// Gives back what [`Self::admit`] (and [`Self::admit_ip`]) took:
+    /// `ip` is the connection's [`Conn::limit_ip`].
+    pub(crate) fn release(&self, ip: Option<IpAddr>) {
+        let mut g = self.lock();
         let (total, per_ip) = &mut *g;
         *total = total.saturating_sub(1);
-        if let Some(n) = per_ip.get_mut(&ip) {
+        if let Some(ip) = ip
+            && let Some(n) = per_ip.get_mut(&ip)
+        {
             *n -= 1;
             if *n == 0 {
                 per_ip.remove(&ip);
             }
         }
     }
+}
+
+fn take_ip(per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr, max: usize) -> Result<(), QuotaKind> {
+    let n = per_ip.get(&ip).copied().unwrap_or(0);
+    if n >= max {
+        return Err(QuotaKind::TcpConnectionsPerIp);
+    }
+    per_ip.insert(ip, n + 1);
+    Ok(())
 }
 
 /// Why a read stopped.
@@ -116,6 +147,8 @@ pub(crate) struct Conn {
     pre: Vec<u8>,
     /// A client address reported by the proxy, not yet applied by the worker.
     reported: Option<SocketAddr>,
+    /// The IP holding a per-IP slot in `ConnLimits` for this connection.
+    limit_ip: Option<IpAddr>,
     rbuf: Vec<u8>,
     max_frame: usize,
     wbuf: Vec<u8>,
@@ -149,6 +182,8 @@ impl Conn {
             proxy,
             pre: Vec::new(),
             reported: None,
+            // A trusted PROXY sender is exempt until its header arrives.
+            limit_ip: (proxy != ProxyPhase::Expect).then_some(client.ip()),
             rbuf: Vec::with_capacity(max_frame),
             max_frame,
             wbuf: Vec::new(),
@@ -195,6 +230,17 @@ impl Conn {
 
     pub(crate) fn set_client(&mut self, client: SocketAddr) {
         self.client = client;
+    }
+
+    /// The IP whose per-IP connection slot this connection holds: the TCP
+    /// peer's, or the client a PROXY header named; `None` for a trusted
+    /// PROXY sender whose header has not named one (yet, or ever: LOCAL).
+    pub(crate) fn limit_ip(&self) -> Option<IpAddr> {
+        self.limit_ip
+    }
+
+    pub(crate) fn set_limit_ip(&mut self, ip: IpAddr) {
+        self.limit_ip = Some(ip);
     }
 
     pub(crate) fn register(&mut self, r: &Registry, t: Token) -> io::Result<()> {
@@ -434,4 +480,31 @@ fn process(tls: &mut ServerConnection, wbuf: &mut Vec<u8>) -> io::Result<()> {
         return Err(io::Error::new(ErrorKind::InvalidData, e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_refuse_by_kind_and_proxies_hold_no_per_ip_slot() {
+        let l = ConnLimits::new(3, 1);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert_eq!(l.admit(Some(a)), Ok(()));
+        assert_eq!(l.admit(Some(a)), Err(QuotaKind::TcpConnectionsPerIp));
+        // A trusted proxy's connection: total only, then its client's slot.
+        assert_eq!(l.admit(None), Ok(()));
+        assert_eq!(l.admit_ip(a), Err(QuotaKind::TcpConnectionsPerIp));
+        assert_eq!(l.admit_ip(b), Ok(()));
+        assert_eq!(l.admit(None), Ok(()));
+        assert_eq!(l.admit(None), Err(QuotaKind::TcpConnections));
+        // Releases give back exactly what was taken.
+        l.release(Some(b));
+        l.release(None);
+        assert_eq!(l.admit(Some(b)), Ok(()));
+        l.release(Some(a));
+        assert_eq!(l.admit(Some(a)), Ok(()));
+        assert_eq!(l.admit(None), Ok(()));
+        assert_eq!(l.admit(Some(b)), Err(QuotaKind::TcpConnections));
+    }
 }

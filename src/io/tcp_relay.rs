@@ -13,6 +13,12 @@
 //! no new event). Before the bind, peer bytes stay in the kernel (RFC 6062
 //! §5.2: the server "MUST buffer" them) because the peer is not read.
 //!
+//! # Metrics
+//! Spliced bytes count into the worker's plain `bytes_to_peer` /
+//! `bytes_to_client` (published as `tern_relay_bytes_total`, as for UDP)
+//! when they move from one side's socket into the other side's queue: one
+//! add per read, no atomics.
+//!
 //! # Which worker
 //! A ConnectionBind arrives on a new TCP connection, which SO_REUSEPORT may
 //! give to any worker. The worker that owns the CONNECTION-ID files it in
@@ -374,6 +380,7 @@ impl Worker {
             if !ok {
                 return self.close_pair(idx);
             }
+            self.ops.bytes_to_client += n as u64;
         }
     }
 
@@ -422,6 +429,7 @@ impl Worker {
             let flushed = c.flush(self.poll.registry(), SocketId::Conn(i).token());
             if let Some(p) = self.tcp_relay.peers.get_mut(peer) {
                 p.wbuf.extend_from_slice(&rbuf);
+                self.ops.bytes_to_peer += rbuf.len() as u64;
             }
             let moved = !rbuf.is_empty();
             rbuf.clear();
@@ -530,10 +538,10 @@ impl Worker {
             return;
         };
         let _ = c.deregister(self.poll.registry());
-        let five = c.five();
-        self.conn_by_client.remove(&five.client);
+        let (client, limit_ip) = (c.five().client, c.limit_ip());
+        self.conn_by_client.remove(&client);
         if !self.shared.handoff.send(worker, c) {
-            self.shared.limits.release(five.client.ip());
+            self.shared.limits.release(limit_ip);
         }
     }
 
@@ -543,7 +551,7 @@ impl Worker {
             let client = c.five().client;
             if self.conn_by_client.contains_key(&client) {
                 c.close();
-                self.shared.limits.release(client.ip());
+                self.shared.limits.release(c.limit_ip());
                 continue;
             }
             let idx = self.conns.insert(c);
@@ -552,8 +560,9 @@ impl Worker {
                 None => continue,
             };
             if registered.is_err() {
-                self.conns.remove(idx);
-                self.shared.limits.release(client.ip());
+                if let Some(c) = self.conns.remove(idx) {
+                    self.shared.limits.release(c.limit_ip());
+                }
                 continue;
             }
             self.conn_by_client.insert(client, idx);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::proto::auth::Credentials;
 use crate::proto::channel_data::ChannelRange;
 use crate::proto::peer_policy::PeerPolicy;
-use crate::proto::turn::Alternates;
+use crate::proto::turn::{Alternates, RelayNat};
 
 /// Everything the sans-IO core needs to know. Built once (by
 /// `crate::config` for the server), shared by all workers through an
@@ -42,6 +42,9 @@ pub struct Config {
     pub alternates: Alternates,
     /// RFC 5780 NAT behaviour discovery (`[server] alternate_listen`); `None` = off.
     pub nat_discovery: Option<NatDiscovery>,
+    /// This server's advertised relay IPs and the local ones behind them
+    /// (`relay.advertised_address`): relay to relay goes to the local one.
+    pub relay_nat: RelayNat,
 }
 
 /// The two local addresses of RFC 5780 NAT behaviour discovery. The driver
@@ -116,6 +119,7 @@ impl Config {
             channel_range: ChannelRange::default(),
             alternates: Alternates::default(),
             nat_discovery: None,
+            relay_nat: RelayNat::default(),
         }
     }
 }

@@ -147,6 +147,15 @@ impl Drop for TestServer {
 /// Starts coturn's `turnserver` with the configuration of `settings`
 /// (static user, realm, relay ports; loopback peers allowed).
 pub(crate) fn start_coturn(settings: &SettingsBuilder, rest: bool) -> TestServer {
+    start_coturn_with(settings, rest, &[])
+}
+
+/// [`start_coturn`] with `extra` arguments (e.g. a second `--listening-ip`).
+pub(crate) fn start_coturn_with(
+    settings: &SettingsBuilder,
+    rest: bool,
+    extra: &[&str],
+) -> TestServer {
     let Some(turnserver) = require_tool("turnserver") else {
         panic!("TERN_IT_SERVER=coturn but turnserver is not installed");
     };
@@ -174,6 +183,7 @@ pub(crate) fn start_coturn(settings: &SettingsBuilder, rest: bool) -> TestServer
         "--no-cli",
         "--log-file=stdout",
     ])
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     if rest {

@@ -39,7 +39,7 @@ fn two_free_ports() -> (u16, u16) {
 
 /// A tern with `alternate_listen = 127.0.0.2:P2` (the settings config
 /// resolution produces for it).
-fn discovery_server() -> (TestServer, SocketAddr, SocketAddr) {
+pub(crate) fn discovery_server() -> (TestServer, SocketAddr, SocketAddr) {
     let (p1, p2) = two_free_ports();
     let primary = SocketAddr::from((IP1, p1));
     let alternate = SocketAddr::from((IP2, p2));

@@ -18,19 +18,18 @@ use crate::harness::{EchoPeer, IO_TIMEOUT, relay_ports, require_tool};
 pub(crate) const USER: &str = "alice";
 pub(crate) const PASS: &str = "wonderland";
 
+/// A port free on 127.0.0.1 right now: for UDP and TCP both (`udp`, the
+/// TURN port, which `Policy::tcp` may also listen on), or for TCP.
 fn free_port(udp: bool) -> u16 {
-    if udp {
-        UdpSocket::bind("127.0.0.1:0")
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+            .port();
+        if !udp || UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -43,6 +42,10 @@ pub(crate) struct Policy {
     pub(crate) allow: Vec<&'static str>,
     pub(crate) deny: Vec<String>,
     pub(crate) drain_timeout_secs: u64,
+    /// Also listen on TCP (`[server] tcp`), on the same port.
+    pub(crate) tcp: bool,
+    /// Tables appended to the file verbatim (e.g. `[limits]`).
+    pub(crate) tables: &'static str,
 }
 
 impl Default for Policy {
@@ -53,6 +56,8 @@ impl Default for Policy {
             allow: vec!["127.0.0.0/8"],
             deny: vec![],
             drain_timeout_secs: 60,
+            tcp: false,
+            tables: "",
         }
     }
 }
@@ -112,11 +117,11 @@ impl Tern {
         let allow: Vec<String> = p.allow.iter().map(|s| format!("\"{s}\"")).collect();
         let deny: Vec<String> = p.deny.iter().map(|s| format!("\"{s}\"")).collect();
         let text = format!(
-            "[server]\nlisten = [\"{server}\"]\ntcp = false\nworkers = 1\ndrain_timeout_secs = {drain}\n\
+            "[server]\nlisten = [\"{server}\"]\ntcp = {tcp}\nworkers = 1\ndrain_timeout_secs = {drain}\n\
              [relay]\naddress = \"127.0.0.1\"\nports = \"{lo}-{hi}\"\n\
              [auth]\nusers = [{users}]\nrest_secrets = [{secrets}]\n\
              [peers]\nallow = [{allow}]\ndeny = [{deny}]\n\
-             [admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n{extra}",
+             [admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n{tables}{extra}",
             server = self.server,
             lo = self.ports.start(),
             hi = self.ports.end(),
@@ -125,6 +130,8 @@ impl Tern {
             allow = allow.join(", "),
             deny = deny.join(", "),
             drain = p.drain_timeout_secs,
+            tcp = p.tcp,
+            tables = p.tables,
             admin = self.admin,
         );
         // Write then rename, so a reload never reads half a file.

@@ -167,32 +167,25 @@ fn no_server_fails_at_binding() {
     );
 }
 
+/// What a firewall in front of the relay ports looks like to the probe:
+/// the allocations work, the relayed data never arrives. An advertised
+/// address where nothing listens no longer shows it (tern, like coturn,
+/// sends relay-to-relay traffic for its own advertised address to its
+/// local relay sockets), so a 1 byte/s bandwidth limit drops every datagram.
 #[test]
-fn unreachable_relay_ports_fail_at_data() {
+fn data_that_never_arrives_fails_at_data() {
     if harness::is_coturn() {
-        // coturn maps a peer address equal to its external-ip back to its
-        // own relay (hairpinning), so it cannot stand in for a firewall.
-        return;
+        return; // tern's limits.bandwidth_bytes_per_sec
     }
-    // Relays bind 127.0.0.1 but are advertised on 127.0.0.77, where nothing
-    // listens: the allocations work, the data never arrives (and stays on
-    // loopback).
     let mut s = harness::settings();
-    s.advertised_ip = Some("127.0.0.77".parse().unwrap());
+    s.proto.limits.bandwidth_bytes_per_sec = Some(1);
     let server = TestServer::with(s);
     let (out, report) = probe_json(&format!("turn:{}", server.udp), &[]);
     assert!(!out.success(), "{out}");
     assert_eq!(report["failed_step"], "data", "{out}");
-    assert!(
-        report["addresses"]["relayed"]
-            .as_str()
-            .unwrap()
-            .starts_with("127.0.0.77:"),
-        "{out}"
-    );
     let hint = report["hint"].as_str().unwrap();
     assert!(hint.contains("relay ports unreachable"), "{hint}");
-    // Both allocations were still deleted: the steps before data passed.
+    // The steps before data passed, and the walk stopped there.
     let names = step_names(&report);
     assert_eq!(names.last(), Some(&"data"), "{out}");
 }
@@ -359,4 +352,66 @@ fn probe_against_tern_serve() {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
         assert_walked(&out, &report, uri.ends_with("tcp"));
     }
+}
+
+#[test]
+fn probe_reports_the_nat_type_when_the_server_has_an_alternate_address() {
+    if harness::is_coturn() {
+        return; // tern's alternate_listen; coturn: probe_reports_coturns_nat_type
+    }
+    let (_server, primary, _alternate) = crate::nat_discovery::discovery_server();
+    let uri = format!("turn:{primary}?transport=udp");
+    let (out, report) = probe_json(&uri, &[]);
+    assert_walked(&out, &report, false);
+    // Loopback: no NAT, so RFC 5780 finds endpoint-independent everything,
+    // and only if tern answered from the alternate IP and port.
+    let nat = &report["nat"];
+    assert_eq!(nat["mapping"], "endpoint-independent", "{out}");
+    assert_eq!(nat["filtering"], "endpoint-independent", "{out}");
+    assert_eq!(nat["behind_nat"], false, "{out}");
+    let out = probe(&[&uri, "--user", USER, "--password", PASS]);
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout
+            .contains("nat: endpoint-independent mapping, endpoint-independent filtering (no NAT"),
+        "{out}"
+    );
+}
+
+#[test]
+fn probe_says_why_there_is_no_nat_type() {
+    let server = TestServer::start();
+    let (out, report) = probe_json(&format!("turn:{}?transport=udp", server.udp), &[]);
+    assert_walked(&out, &report, false);
+    let nat = &report["nat"];
+    assert!(
+        nat["mapping"].is_null() && nat["filtering"].is_null(),
+        "{out}"
+    );
+    let summary = nat["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("not available: server has no alternate address"),
+        "{summary}"
+    );
+    assert!(summary.contains("[server] alternate_listen"), "{summary}");
+    // Over TCP discovery does not run, and the report says so.
+    let (out, report) = probe_json(&format!("turn:{}?transport=tcp", server.tcp), &[]);
+    assert_walked(&out, &report, true);
+    let summary = report["nat"]["summary"].as_str().unwrap();
+    assert!(summary.contains("runs over UDP only"), "{summary}");
+}
+
+#[test]
+fn probe_reports_coturns_nat_type() {
+    if harness::require_tool("turnserver").is_none() {
+        return;
+    }
+    // Two listening IPs: coturn's RFC 5780 alternate is 127.0.0.2 and the
+    // port after the listening port.
+    let server =
+        harness::start_coturn_with(&harness::settings(), false, &["--listening-ip=127.0.0.2"]);
+    let (out, report) = probe_json(&format!("turn:{}?transport=udp", server.udp), &[]);
+    assert_walked(&out, &report, false);
+    assert_eq!(report["nat"]["mapping"], "endpoint-independent", "{out}");
+    assert_eq!(report["nat"]["filtering"], "endpoint-independent", "{out}");
 }

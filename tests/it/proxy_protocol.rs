@@ -133,3 +133,74 @@ fn untrusted_source_sending_a_proxy_header_is_closed() {
     assert_eq!(binding_over(&mut c), c.local_addr().unwrap());
     h.shutdown();
 }
+
+/// The `tern_quota_rejections_total{kind}` count of a running server.
+fn rejections(h: &tern::io::Handle, kind: tern::admin::metrics::QuotaKind) -> u64 {
+    use tern::admin::metrics::Label;
+    h.metrics().sum(|w| &w.quota_rejections[kind.index()])
+}
+
+/// A trusted proxy holds no per-IP slot of its own while its headers are
+/// due; the per-IP cap (1 here) applies to the clients the headers name.
+/// A is accepted before B (one worker, one accept queue) and sends its
+/// header last, so when B is accepted the proxy has a connection without
+/// a header: counted against 127.0.0.1, B would be refused.
+#[test]
+fn a_trusted_proxy_is_exempt_from_the_per_ip_cap_until_its_header_names_the_client() {
+    use tern::admin::metrics::QuotaKind;
+    let mut s = proxy_settings("127.0.0.1/32");
+    s.workers = 1;
+    s.tcp.max_connections_per_ip = 1;
+    let h = start(s).unwrap();
+    let tern = h.tcp_addrs()[0];
+    let connect = || {
+        let c = TcpStream::connect(tern).unwrap();
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        c
+    };
+    let (mut a, mut b) = (connect(), connect());
+    let client_b: SocketAddr = "203.0.113.7:5555".parse().unwrap();
+    b.write_all(&v2_header(client_b, tern)).unwrap();
+    assert_eq!(
+        binding_over(&mut b),
+        client_b,
+        "B refused: the proxy's IP was capped"
+    );
+    let client_a: SocketAddr = "203.0.113.8:6666".parse().unwrap();
+    a.write_all(&v2_header(client_a, tern)).unwrap();
+    assert_eq!(binding_over(&mut a), client_a);
+    // A second connection for B's client is over that client's cap.
+    let mut c = connect();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let second_b: SocketAddr = "203.0.113.7:5556".parse().unwrap();
+    c.write_all(&v2_header(second_b, tern)).unwrap();
+    c.write_all(&binding_request(random_tid())).unwrap();
+    assert!(
+        closed_by_server(&mut c),
+        "a second connection of 203.0.113.7 was served"
+    );
+    assert_eq!(rejections(&h, QuotaKind::TcpConnectionsPerIp), 1);
+    // Closing gives the client's slot back, not the proxy's: B's client
+    // may connect again.
+    drop(b);
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let mut again = connect();
+        again.write_all(&v2_header(second_b, tern)).unwrap();
+        again
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        again.write_all(&binding_request(random_tid())).unwrap();
+        if !closed_by_server(&mut again) {
+            break;
+        }
+        // The server learns of B's close asynchronously: retry, bounded.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B's slot never came back"
+        );
+    }
+    assert_eq!(binding_over(&mut a), client_a);
+    h.shutdown();
+}

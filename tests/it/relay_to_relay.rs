@@ -83,6 +83,35 @@ async fn relay_to_relay_with_default_peer_policy() {
     relay_to_relay(&TestServer::with(settings_default_policy()), true).await;
 }
 
+/// Behind a 1:1 NAT that does not hairpin: relays bind 127.0.0.1 and are
+/// advertised as 127.0.0.2 (`relay.advertised_address`), where nothing
+/// listens, so a datagram sent to another allocation's relayed address as
+/// given would be lost. The server must send it to its local relay address
+/// instead, and the receiver must see it from the sender's advertised
+/// address (what its permission and its ICE agent know). Default peer
+/// policy: startup allows the server's own relay addresses, no more.
+/// Under `TERN_IT_SERVER=coturn`, coturn's `external-ip` does the same.
+#[tokio::test]
+async fn relay_to_relay_behind_a_one_to_one_nat_without_hairpinning() {
+    let mut s = settings_default_policy();
+    s.advertised_ip = Some("127.0.0.2".parse().unwrap());
+    let server = if is_coturn() {
+        crate::harness::start_coturn_with(&s, false, &["--external-ip=127.0.0.2/127.0.0.1"])
+    } else {
+        TestServer::with(s)
+    };
+    let a = allocate(server.udp, USER, PASS).await.expect("Allocate");
+    assert_eq!(
+        a.relay_addr.ip(),
+        std::net::IpAddr::from([127, 0, 0, 2]),
+        "XOR-RELAYED-ADDRESS carries the advertised IP"
+    );
+    a.close().await;
+    // Send indications, then channels, both ways; every datagram's source
+    // is checked to be the sender's advertised relayed address.
+    relay_to_relay(&server, true).await;
+}
+
 /// The default policy still refuses other loopback addresses: a permission
 /// for 127.0.0.2 (not the relay address) must fail (403).
 #[tokio::test]

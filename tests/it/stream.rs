@@ -99,3 +99,38 @@ pub(crate) fn closed_by_server(s: &mut impl Read) -> bool {
     }
     false
 }
+
+/// A connection over `limits.tcp_max_connections_per_ip` is refused and
+/// counted by kind: `tern serve` with a per-IP cap of 2, two connections
+/// served, the third closed at once, and `/metrics` shows
+/// `tern_quota_rejections_total{kind="tcp_connections_per_ip"} 1`.
+#[test]
+fn per_ip_connection_refusal_is_counted_by_kind() {
+    use crate::ops::{Policy, Tern};
+    let policy = Policy {
+        tcp: true,
+        tables: "[limits]\ntcp_max_connections_per_ip = 2\n",
+        ..Policy::default()
+    };
+    let mut tern = Tern::spawn(&policy, None);
+    tern.wait_ready();
+    let connect = || {
+        let s = std::net::TcpStream::connect(tern.server).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        s
+    };
+    let mut held = [connect(), connect()];
+    for s in &mut held {
+        binding_over(s); // both served: the cap is not reached yet
+    }
+    let mut third = connect();
+    assert!(closed_by_server(&mut third), "third connection served");
+    let sample = "tern_quota_rejections_total{kind=\"tcp_connections_per_ip\"}";
+    assert_eq!(tern.metric(sample), Some(1.0));
+    assert_eq!(
+        tern.metric("tern_quota_rejections_total{kind=\"tcp_connections\"}"),
+        Some(0.0)
+    );
+    binding_over(&mut held[0]); // the others are untouched
+}

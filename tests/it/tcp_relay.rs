@@ -341,3 +341,34 @@ fn uclient_tcp_relay() {
     assert_eq!(sent, received, "not every message arrived\n{out}");
     assert_eq!(lost, Some(0), "uclient reports loss\n{out}");
 }
+
+/// Spliced bytes count in `tern_relay_bytes_total`, as UDP payloads do:
+/// `tern serve` with TCP, one Connect to an echo peer, 100 KiB each way,
+/// then `/metrics` shows exactly those bytes in both directions.
+#[test]
+fn spliced_bytes_are_counted_in_the_relay_byte_metrics() {
+    use crate::ops::{Policy, Tern};
+    if is_coturn() {
+        return;
+    }
+    let policy = Policy {
+        users: vec![(USER, PASS)],
+        tcp: true,
+        ..Policy::default()
+    };
+    let mut tern = Tern::spawn(&policy, None);
+    tern.wait_ready();
+    let peer = echo_peer();
+    let mut control = StunTcp::connect(tern.server);
+    control.allocate_tcp();
+    let id = control.connect_peer(peer).expect("Connect");
+    let mut data = StunTcp::connect(tern.server);
+    data.bind(id).expect("ConnectionBind");
+    const N: usize = 100 * 1024;
+    echo_round_trip(&mut data.s, N);
+    for direction in ["client_to_peer", "peer_to_client"] {
+        let sample = format!("tern_relay_bytes_total{{direction=\"{direction}\"}}");
+        let v = tern.wait_metric(&sample, |v| v >= N as f64);
+        assert_eq!(v, N as f64, "{sample}: the STUN frames are not payload");
+    }
+}

@@ -312,6 +312,15 @@ fn tls_handshake_timeout_closes_silent_connections() {
         "{:?}",
         t0.elapsed()
     );
+    // Counted by kind (the close precedes the count by one statement, so
+    // wait for it, bounded).
+    use tern::admin::metrics::{Label, QuotaKind};
+    let kind = QuotaKind::TcpHandshakeTimeout.index();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while h.metrics().sum(|w| &w.quota_rejections[kind]) != 1 {
+        assert!(Instant::now() < deadline, "handshake timeout not counted");
+        thread::sleep(Duration::from_millis(10));
+    }
     h.shutdown();
 }
 

@@ -28,6 +28,7 @@ mod allocate;
 mod allocation;
 mod alternate;
 mod auth;
+mod hairpin;
 mod inspect;
 mod nat_discovery;
 mod permission;
@@ -48,6 +49,7 @@ use ring::hmac;
 
 pub use allocation::{Allocation, FiveTuple, Traffic, Transport};
 pub use alternate::Alternates;
+pub use hairpin::RelayNat;
 pub use inspect::{AllocationView, Gauges};
 pub use nat_discovery::{CHANGE_IP, CHANGE_PORT, CHANGE_REQUEST, MAX_PADDING};
 pub use relay::{ClientAction, DropReason, HEADROOM, PeerAction, TAILROOM};

@@ -93,7 +93,8 @@ impl Server {
                 Some(peer) if !a.has_permission(peer.ip(), now) => Err(DropReason::NoPermission),
                 Some(peer) => Ok(ClientAction::RelayToPeer {
                     relay: id,
-                    peer,
+                    // One comparison: this server's public relay IP → local.
+                    peer: self.config.relay_nat.to_local(peer),
                     payload: 4..4 + cd.payload.len(),
                 }),
             },
@@ -131,7 +132,8 @@ impl Server {
             let start = (data.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
             Ok(ClientAction::RelayToPeer {
                 relay: id,
-                peer,
+                // One comparison: this server's public relay IP → local.
+                peer: self.config.relay_nat.to_local(peer),
                 payload: start..start + data.len(),
             })
         })();
@@ -191,6 +193,9 @@ impl Server {
         payload: Range<usize>,
     ) -> PeerAction {
         let now = now.mono;
+        // One comparison: another allocation's local relay address is seen
+        // under its public one, as the client knows it (`hairpin`).
+        let peer = self.config.relay_nat.to_public(peer);
         let Some(a) = self.slab.get(relay) else {
             self.stats.dropped += 1;
             return PeerAction::Dropped(DropReason::NoAllocation);

@@ -254,8 +254,13 @@ impl Server {
         );
         self.timers.insert((deadline, TimerKey::TcpConnection(id)));
         self.tcp.stats.connects += 1;
-        self.commands
-            .push_back(Command::ConnectPeer { relay, id, peer });
+        // This server's public relay IP is connected to on the local one.
+        let to = self.config.relay_nat.to_local(peer);
+        self.commands.push_back(Command::ConnectPeer {
+            relay,
+            id,
+            peer: to,
+        });
     }
 
     /// The driver's answer to [`Command::ConnectPeer`]: success carries the
@@ -340,6 +345,8 @@ impl Server {
         relay: RelayId,
         peer: SocketAddr,
     ) -> Option<ConnectionId> {
+        // Another allocation's local relay address, as clients know it.
+        let peer = self.config.relay_nat.to_public(peer);
         let max_conns = self.config.limits.max_tcp_connections_per_allocation as usize;
         let permitted = self
             .slab

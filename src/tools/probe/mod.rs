@@ -11,8 +11,9 @@
 //! ChannelData. Each step is timed and reported with the addresses seen
 //! (`report`), and the first failure comes with a hint (`hints`).
 //!
-//! The data path here is relay to relay inside the server (or through its
-//! NAT, with `relay.advertised_address`). It proves the relay sockets,
+//! The data path here is relay to relay inside the server (behind a 1:1
+//! NAT too: tern and coturn send traffic for their own advertised relay
+//! address to the local relay sockets). It proves the relay sockets,
 //! permissions and channels work; it cannot prove that a peer elsewhere on
 //! the internet reaches the relay ports, which is why a private relayed
 //! address behind a public listener is reported on its own.
@@ -29,7 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use connect::{Leg, TlsTrust};
-use report::{Addresses, Report, Step, is_public};
+use report::{Addresses, NatReport, Report, Step, is_public};
 use target::{Target, Transport};
 
 use crate::secret::Secret;
@@ -59,6 +60,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
         cfg,
         steps: Vec::new(),
         addrs: Addresses::default(),
+        nat: None,
         ping: None,
         failure: None,
     };
@@ -73,6 +75,7 @@ struct Probe<'c> {
     cfg: &'c ProbeConfig,
     steps: Vec<Step>,
     addrs: Addresses,
+    nat: Option<NatReport>,
     ping: Option<report::PingStats>,
     /// The first failed step and its hint.
     failure: Option<(&'static str, String)>,
@@ -108,9 +111,13 @@ impl Probe<'_> {
             .map_err(|e| self.fail("connect", t0, e.clone(), e))?;
         let mut a = self.open(&leg)?;
         self.binding(&mut a)?;
-        if leg.transport == Transport::Udp {
-            self.addrs.nat_type = nat::discover(server);
-        }
+        self.nat = Some(if leg.transport == Transport::Udp {
+            nat::discover(server)
+        } else {
+            NatReport::unavailable(
+                "RFC 5780 discovery runs over UDP only; probe turn:HOST?transport=udp for it",
+            )
+        });
         if !self.cfg.target.turn {
             return Ok(());
         }
@@ -261,6 +268,7 @@ impl Probe<'_> {
             transport: target.transport,
             steps: self.steps,
             addresses: self.addrs,
+            nat: self.nat,
             ping: self.ping,
             ok,
             failed_step,

@@ -34,10 +34,33 @@ pub struct Addresses {
     pub relayed: Option<SocketAddr>,
     /// The second (peer) allocation's relayed address.
     pub peer_relayed: Option<SocketAddr>,
-    /// The NAT type in front of the probe (RFC 5780), when a NAT-behaviour
-    /// routine is available; `None` until then.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nat_type: Option<String>,
+}
+
+/// What NAT discovery found, or why it could not run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NatReport {
+    /// `endpoint-independent`, `address-dependent` or
+    /// `address-and-port-dependent` (RFC 4787); `None` when not available.
+    pub mapping: Option<&'static str>,
+    /// The same three values for filtering; `None` when not available.
+    pub filtering: Option<&'static str>,
+    /// `Some(false)` when the server saw this host's own address (no NAT
+    /// in between); `None` when not available.
+    pub behind_nat: Option<bool>,
+    /// One line for people: the behaviour, or "not available: …" with why.
+    pub summary: String,
+}
+
+impl NatReport {
+    /// The report when discovery could not run.
+    pub fn unavailable(why: impl std::fmt::Display) -> Self {
+        Self {
+            mapping: None,
+            filtering: None,
+            behind_nat: None,
+            summary: format!("not available: {why}"),
+        }
+    }
 }
 
 /// The `--count` run over the channel.
@@ -106,6 +129,9 @@ pub struct Report {
     pub transport: Transport,
     pub steps: Vec<Step>,
     pub addresses: Addresses,
+    /// The NAT in front of the probe (RFC 5780); `None` when the walk
+    /// failed before the Binding step.
+    pub nat: Option<NatReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping: Option<PingStats>,
     /// `true` when every step passed.
@@ -140,8 +166,8 @@ impl Report {
             show(a.relayed),
             show(a.peer_relayed)
         );
-        if let Some(nat) = &a.nat_type {
-            let _ = writeln!(out, "nat type: {nat}");
+        if let Some(nat) = &self.nat {
+            let _ = writeln!(out, "nat: {}", nat.summary);
         }
         let _ = writeln!(out, "verdict: {}", self.verdict);
         if let Some(hint) = &self.hint {

@@ -8,6 +8,7 @@
 mod allocate;
 mod alternate;
 mod auth;
+mod hairpin;
 mod inspect;
 mod nat_discovery;
 mod permission;

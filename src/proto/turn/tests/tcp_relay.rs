@@ -373,3 +373,32 @@ fn allocation_end_closes_every_connection() {
     assert_eq!(t.server.poll_command(), Some(Command::ClosePeer { id: c }));
     assert!(replies(&mut t).is_empty());
 }
+
+/// Behind a 1:1 NAT (`relay_nat`): a Connect to this server's public relay
+/// IP is made to the local one, and a peer connecting from the local relay
+/// IP is admitted by the public IP's permission and announced under it.
+#[test]
+fn connect_to_this_servers_public_relay_goes_to_the_local_one() {
+    let (public, local) = ("203.0.113.1", "10.0.0.5");
+    let mut t = TestServer::with(|c| {
+        c.relay_nat
+            .add(public.parse().unwrap(), local.parse().unwrap());
+    });
+    let relay = allocate_tcp(&mut t);
+    let other = addr(&format!("{public}:50000"));
+    assert!(connect(&mut t, other).is_empty());
+    let (id, asked) = last_connect(&t);
+    assert_eq!(asked, addr(&format!("{local}:50000")));
+    t.server.handle_peer_connected(t.now, id, Ok(()));
+    expect_success(&replies(&mut t)[0].data, Method::CONNECT);
+    let from_local = addr(&format!("{local}:50002"));
+    t.server
+        .handle_peer_incoming(t.now, relay, from_local)
+        .expect("admitted by the permission for the public IP");
+    let out = replies(&mut t);
+    let m = Message::parse(&out[0].data).unwrap();
+    assert_eq!(
+        xor_attr(&m, AttrType::XOR_PEER_ADDRESS),
+        addr(&format!("{public}:50002"))
+    );
+}
