@@ -323,6 +323,8 @@ pub struct GlobalMetrics {
     pub reloads: [AtomicU64; 2],
     /// 1 while draining.
     pub draining: AtomicU64,
+    /// Allocations before this node redirects (`/status` `capacity`).
+    pub allocations_capacity: AtomicU64,
 }
 
 impl GlobalMetrics {

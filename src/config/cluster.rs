@@ -85,6 +85,7 @@ mod tests {
         ClusterSection {
             alternate_servers: servers.iter().map(|s| (*s).to_owned()).collect(),
             soft_max_allocations: soft,
+            nodes: Vec::new(),
         }
     }
 

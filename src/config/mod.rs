@@ -328,6 +328,29 @@ pub struct ClusterSection {
     /// Allocations on this node beyond which new ones are redirected;
     /// absent = only when draining.
     pub soft_max_allocations: Option<u32>,
+    /// The fleet the credential issuer picks from (`[[cluster.nodes]]`):
+    /// each request gets the URLs of the least-loaded ready node, judged
+    /// from the nodes' admin `/status`. Empty = the issuer hands out
+    /// `issuer.urls`.
+    pub nodes: Vec<NodeSection>,
+}
+
+/// One `[[cluster.nodes]]` entry (see `crate::issuer::fleet`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Short unique name, e.g. "turn-b": shown in the issuer's answer
+    /// (`"node"`), accepted back as a hint, and used in logs.
+    pub name: String,
+    /// What goes into `iceServers` for this node: stun:, turn: and turns:
+    /// URLs (at least one turn: or turns:), e.g.
+    /// ["turn:turn-b.example.com:3478?transport=udp"].
+    pub urls: Vec<String>,
+    /// The node's admin listener, "http://IP:PORT" (its `/status` is read
+    /// every second).
+    pub admin: String,
+    /// File holding that admin API's bearer token (first line); "" = none.
+    pub admin_token_file: String,
 }
 
 /// `[log]`

@@ -103,7 +103,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         source,
         loaded,
     );
-    control.publish_cert_expiry();
+    control.publish_config_gauges();
     let notifier =
         admin::sd_notify::Notifier::from_env().context("$NOTIFY_SOCKET is set but unusable")?;
     let ops = Arc::new(Ops::new(

@@ -47,6 +47,7 @@ pub const FIXED_KEYS: &[&str] = &[
     "proxy_protocol",
     "admin",
     "issuer",
+    "cluster.nodes",
 ];
 
 /// Everything needed to read the configuration again as at start.
@@ -119,7 +120,7 @@ impl Source {
         let host = SystemHost::with_nonce_key(self.nonce_key);
         let settings = file.clone().resolve(&self.overrides, &host)?;
         let admin = AdminSettings::resolve(&file.admin, &file.origin)?;
-        let issuer = crate::issuer::resolve(&file.issuer, &file.origin, &settings)?;
+        let issuer = crate::issuer::resolve(&file.issuer, &file.cluster, &file.origin, &settings)?;
         Ok(Loaded {
             file,
             settings,
@@ -139,7 +140,7 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
             .as_ref()
             .map(|t| (t.listen.clone(), t.cert.clone(), t.key.clone()))
     };
-    let checks: [(&'static str, bool); 18] = [
+    let checks: [(&'static str, bool); 19] = [
         (
             "server.listen",
             a.udp_listen != b.udp_listen || a.tcp_listen != b.tcp_listen,
@@ -179,6 +180,7 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
         ),
         ("admin", old.admin != new.admin),
         ("issuer", fa.issuer != fb.issuer),
+        ("cluster.nodes", fa.cluster.nodes != fb.cluster.nodes),
     ];
     checks
         .into_iter()
