@@ -18,7 +18,7 @@ use crate::harness::{EchoPeer, IO_TIMEOUT, relay_ports, require_tool};
 pub(crate) const USER: &str = "alice";
 pub(crate) const PASS: &str = "wonderland";
 
-fn free_port(udp: bool) -> u16 {
+pub(crate) fn free_port(udp: bool) -> u16 {
     if udp {
         UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -43,6 +43,8 @@ pub(crate) struct Policy {
     pub(crate) allow: Vec<&'static str>,
     pub(crate) deny: Vec<String>,
     pub(crate) drain_timeout_secs: u64,
+    /// Appended to the config file verbatim (more sections).
+    pub(crate) extra: String,
 }
 
 impl Default for Policy {
@@ -53,6 +55,7 @@ impl Default for Policy {
             allow: vec!["127.0.0.0/8"],
             deny: vec![],
             drain_timeout_secs: 60,
+            extra: String::new(),
         }
     }
 }
@@ -69,17 +72,30 @@ pub(crate) struct Tern {
 
 impl Tern {
     pub(crate) fn spawn(policy: &Policy, notify: Option<&Path>) -> Self {
+        let server = SocketAddr::from(([127, 0, 0, 1], free_port(true)));
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+        Self::spawn_at(policy, notify, server, admin)
+    }
+
+    /// [`Tern::spawn`] on a TURN (UDP) address and an admin address chosen
+    /// by the caller, for tests whose configs name each other's ports.
+    pub(crate) fn spawn_at(
+        policy: &Policy,
+        notify: Option<&Path>,
+        server: SocketAddr,
+        admin: SocketAddr,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Self {
             child: Command::new("true").spawn().unwrap(),
-            server: SocketAddr::from(([127, 0, 0, 1], free_port(true))),
-            admin: SocketAddr::from(([127, 0, 0, 1], free_port(false))),
+            server,
+            admin,
             config: dir.path().join("tern.toml"),
             ports: relay_ports(),
             _dir: dir,
         };
         let _ = t.child.wait();
-        t.write_config(policy, "");
+        t.write_config(policy, &policy.extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
         cmd.arg("--config")
             .arg(&t.config)
