@@ -15,7 +15,7 @@
 //! which is the embedded default (`FileConfig::embedded`) and, with
 //! `config/examples/*.toml`, is loaded by the tests.
 
-mod cluster;
+pub mod cluster;
 pub mod coturn;
 mod error;
 mod resolve;
@@ -333,6 +333,12 @@ pub struct ClusterSection {
     /// from the nodes' admin `/status`. Empty = the issuer hands out
     /// `issuer.urls`.
     pub nodes: Vec<NodeSection>,
+    /// A file whose first line is a secret shared by every node (at least
+    /// 16 characters), from which the nonce key is derived, so a NONCE one
+    /// node hands out is valid on the others. Clients that follow a 300
+    /// keep their nonce (libwebrtc does, and fails on the 438 a node with
+    /// another key answers). "" = a random key per process.
+    pub nonce_key_file: String,
 }
 
 /// One `[[cluster.nodes]]` entry (see `crate::issuer::fleet`).
