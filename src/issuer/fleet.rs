@@ -31,13 +31,14 @@
 //!
 //! [`poll::run`]: super::poll::run
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::cluster::NodeSettings;
+use crate::admin::Metrics;
 
 /// How often every node's `/status` is read.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -131,6 +132,8 @@ pub struct Fleet {
     views: Mutex<Vec<View>>,
     /// Requests answered 503 because no node was usable.
     refused: AtomicU64,
+    /// Where `tern_issuer_*` are published, when the server has metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// No node can take new allocations; the message says why, node by node.
@@ -138,12 +141,15 @@ pub struct Fleet {
 pub struct NoNode(pub String);
 
 impl Fleet {
-    pub fn new(nodes: Vec<NodeSettings>) -> Self {
+    /// `metrics`: where `tern_issuer_nodes_usable` and
+    /// `tern_issuer_no_node_total` are published, if anywhere.
+    pub fn new(nodes: Vec<NodeSettings>, metrics: Option<Arc<Metrics>>) -> Self {
         let views = nodes.iter().map(|_| View::default()).collect();
         Self {
             nodes,
             views: Mutex::new(views),
             refused: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -196,6 +202,9 @@ impl Fleet {
         let Some(best_tier) = best_tier else {
             drop(views);
             self.refused.fetch_add(1, Relaxed);
+            if let Some(m) = &self.metrics {
+                m.global.issuer_no_node.fetch_add(1, Relaxed);
+            }
             return Err(NoNode(self.why_none()));
         };
         let usable = |v: &View| tier(v.health()) == Some(best_tier);
@@ -215,11 +224,18 @@ impl Fleet {
         Ok(&self.nodes[chosen])
     }
 
-    /// Whether any node can be handed out now.
-    pub fn any_usable(&self) -> bool {
-        self.views()
+    /// How many nodes can be handed out now (also published as
+    /// `tern_issuer_nodes_usable`).
+    pub fn usable(&self) -> usize {
+        let n = self
+            .views()
             .iter()
-            .any(|v| matches!(v.health(), Health::Ready | Health::Unreachable))
+            .filter(|v| matches!(v.health(), Health::Ready | Health::Unreachable))
+            .count();
+        if let Some(m) = &self.metrics {
+            m.global.issuer_nodes_usable.store(n as u64, Relaxed);
+        }
+        n
     }
 
     /// Requests answered 503 so far.

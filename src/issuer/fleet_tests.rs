@@ -53,7 +53,7 @@ fn picks(fleet: &Fleet, n: usize, hint: Option<&str>) -> Vec<String> {
 
 #[test]
 fn the_least_loaded_ready_node_wins_and_a_burst_spreads() {
-    let fleet = Fleet::new(abc());
+    let fleet = Fleet::new(abc(), None);
     // Not read yet: nothing to hand out.
     assert!(fleet.pick(None).is_err());
     fleet.record(0, ready(50, 100));
@@ -74,7 +74,7 @@ fn the_least_loaded_ready_node_wins_and_a_burst_spreads() {
 
 #[test]
 fn draining_starting_and_stale_nodes_are_never_handed_out() {
-    let fleet = Fleet::new(abc());
+    let fleet = Fleet::new(abc(), None);
     fleet.record(0, draining());
     fleet.record(
         1,
@@ -116,8 +116,37 @@ fn draining_starting_and_stale_nodes_are_never_handed_out() {
 }
 
 #[test]
+fn usable_nodes_and_refusals_are_published_as_metrics() {
+    let metrics = Arc::new(crate::admin::Metrics::new(1));
+    let fleet = Fleet::new(abc(), Some(Arc::clone(&metrics)));
+    let g = &metrics.global;
+    fleet.record(0, ready(0, 10));
+    fleet.record(1, ready(0, 10));
+    assert_eq!(fleet.usable(), 2);
+    assert_eq!(
+        g.issuer_nodes_usable
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    fleet.record(0, draining());
+    fleet.record(1, draining());
+    assert_eq!(fleet.usable(), 0);
+    assert!(fleet.pick(None).is_err());
+    assert!(fleet.pick(None).is_err());
+    assert_eq!(
+        g.issuer_nodes_usable
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(
+        g.issuer_no_node.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
 fn a_hint_keeps_a_call_on_one_node_while_that_node_is_usable() {
-    let fleet = Fleet::new(abc());
+    let fleet = Fleet::new(abc(), None);
     fleet.record(0, ready(90, 100));
     fleet.record(1, ready(0, 100));
     fleet.record(2, ready(0, 100));

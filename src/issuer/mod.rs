@@ -105,9 +105,19 @@ pub struct Issuer {
 
 impl Issuer {
     pub fn new(settings: IssuerSettings) -> Self {
+        Self::build(settings, None)
+    }
+
+    /// [`Issuer::new`], publishing the fleet's `tern_issuer_*` metrics in
+    /// `metrics` (the server's registry).
+    pub fn with_metrics(settings: IssuerSettings, metrics: Arc<crate::admin::Metrics>) -> Self {
+        Self::build(settings, Some(metrics))
+    }
+
+    fn build(settings: IssuerSettings, metrics: Option<Arc<crate::admin::Metrics>>) -> Self {
         let buckets = Mutex::new(Buckets::new(settings.tokens.len(), settings.rate_per_sec));
-        let fleet =
-            (!settings.nodes.is_empty()).then(|| Arc::new(Fleet::new(settings.nodes.clone())));
+        let fleet = (!settings.nodes.is_empty())
+            .then(|| Arc::new(Fleet::new(settings.nodes.clone(), metrics)));
         Self {
             settings,
             buckets,

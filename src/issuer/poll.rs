@@ -37,7 +37,7 @@ pub(super) async fn run(fleet: Arc<Fleet>) {
     let mut usable = true;
     loop {
         read_all(&fleet).await;
-        let now_usable = fleet.any_usable();
+        let now_usable = fleet.usable() > 0;
         if usable && !now_usable {
             tracing::warn!(
                 refused_so_far = fleet.refused(),

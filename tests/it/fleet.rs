@@ -187,6 +187,9 @@ fn a_drained_node_sends_new_allocations_on_and_the_issuer_steers_around_it() {
     for name in NAMES {
         fleet.wait_health(name, &["ready"]);
     }
+    fleet
+        .node(0)
+        .wait_metric("tern_issuer_nodes_usable", |v| v == 3.0);
 
     // A call's first peer is put on A (a hint), and relays through it.
     let (node, addr, user, cred) = fleet.credential(r#"{"node":"a","user":"peer1"}"#);
@@ -271,6 +274,10 @@ fn a_drained_node_sends_new_allocations_on_and_the_issuer_steers_around_it() {
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("no TURN node can take new allocations"), "{e}");
     assert!(e.contains("a draining; b draining; c stale"), "{e}");
+    // ...in its metrics too (the poller publishes after each round).
+    let a = fleet.node(0);
+    a.wait_metric("tern_issuer_nodes_usable", |v| v == 0.0);
+    assert!(a.metric("tern_issuer_no_node_total") >= Some(1.0));
     // And A's allocation, through all of it, still relays.
     relay_both_ways(&mut on_a, &peer, "at the end");
 }

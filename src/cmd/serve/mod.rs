@@ -136,7 +136,8 @@ fn start_listeners(
     let mut out = Vec::new();
     out.extend(admin::start(admin_settings, Arc::clone(ops))?);
     if let Some(s) = issuer {
-        let issuer = Arc::new(crate::issuer::Issuer::new(s));
+        let metrics = Arc::clone(&ops.metrics);
+        let issuer = Arc::new(crate::issuer::Issuer::with_metrics(s, metrics));
         out.push(admin::start_issuer(issuer, crate::io::clock::unix_secs)?);
     }
     Ok(out)
