@@ -18,7 +18,7 @@ use tern::admin::client::{HttpResponse, exchange, parse, request};
 use tern::tools::client::{Client, Delivery, Error};
 
 use crate::harness::IO_TIMEOUT;
-use crate::ops::{PASS, Policy, Tern, USER, free_port};
+use crate::ops::{PASS, Policy, Tern, USER};
 
 const TOKEN: &str = "fleet-token-0123456789";
 const SECRET: &str = "fleet-shared-rest-secret";
@@ -26,6 +26,16 @@ const NAMES: [&str; 3] = ["a", "b", "c"];
 
 fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A UDP (TURN) or TCP (HTTP) port that was free on 127.0.0.1 a moment ago.
+fn free_port(udp: bool) -> u16 {
+    let addr = if udp {
+        UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr())
+    };
+    addr.unwrap().port()
 }
 
 /// The fleet: three nodes (A runs the issuer at `issuer`).
@@ -70,10 +80,9 @@ impl Fleet {
                 let policy = Policy {
                     secrets: vec![SECRET.to_owned()],
                     drain_timeout_secs: 600,
-                    extra,
                     ..Policy::default()
                 };
-                let mut t = Tern::spawn_at(&policy, None, servers[i], admins[i]);
+                let mut t = Tern::spawn_at(&policy, None, servers[i], admins[i], &extra);
                 t.wait_ready();
                 Some(t)
             })

@@ -18,7 +18,7 @@ use crate::harness::{EchoPeer, IO_TIMEOUT, relay_ports, require_tool};
 pub(crate) const USER: &str = "alice";
 pub(crate) const PASS: &str = "wonderland";
 
-pub(crate) fn free_port(udp: bool) -> u16 {
+fn free_port(udp: bool) -> u16 {
     if udp {
         UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -43,8 +43,6 @@ pub(crate) struct Policy {
     pub(crate) allow: Vec<&'static str>,
     pub(crate) deny: Vec<String>,
     pub(crate) drain_timeout_secs: u64,
-    /// Appended to the config file verbatim (more sections).
-    pub(crate) extra: String,
 }
 
 impl Default for Policy {
@@ -55,7 +53,6 @@ impl Default for Policy {
             allow: vec!["127.0.0.0/8"],
             deny: vec![],
             drain_timeout_secs: 60,
-            extra: String::new(),
         }
     }
 }
@@ -74,16 +71,18 @@ impl Tern {
     pub(crate) fn spawn(policy: &Policy, notify: Option<&Path>) -> Self {
         let server = SocketAddr::from(([127, 0, 0, 1], free_port(true)));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
-        Self::spawn_at(policy, notify, server, admin)
+        Self::spawn_at(policy, notify, server, admin, "")
     }
 
     /// [`Tern::spawn`] on a TURN (UDP) address and an admin address chosen
-    /// by the caller, for tests whose configs name each other's ports.
+    /// by the caller, with `extra` appended to the config file: for tests
+    /// whose configs name each other's ports.
     pub(crate) fn spawn_at(
         policy: &Policy,
         notify: Option<&Path>,
         server: SocketAddr,
         admin: SocketAddr,
+        extra: &str,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Self {
@@ -95,7 +94,7 @@ impl Tern {
             _dir: dir,
         };
         let _ = t.child.wait();
-        t.write_config(policy, &policy.extra);
+        t.write_config(policy, extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
         cmd.arg("--config")
             .arg(&t.config)
