@@ -68,6 +68,12 @@ pub struct Status {
     /// Live allocations by transport ("udp", "tcp", "tls").
     pub allocations: std::collections::BTreeMap<String, u64>,
     pub draining: bool,
+    /// Allocations this node takes before it sends new ones elsewhere:
+    /// `cluster.soft_max_allocations`, else `limits.max_allocations`, at
+    /// most the relay port count. The credential issuer weighs nodes by
+    /// `allocations / capacity`. 0 = unknown (an older node).
+    #[serde(default)]
+    pub capacity: u64,
     /// "udp 0.0.0.0:3478", "tcp …", "tls …".
     pub listeners: Vec<String>,
     pub relay_addresses: Vec<String>,

@@ -1,6 +1,8 @@
-//! A tiny blocking HTTP/1.1 client for `tern ctl` and the tests: one
-//! request per connection (`Connection: close`), the response read to EOF
-//! (at most [`MAX_RESPONSE`] bytes) within a timeout.
+//! A tiny HTTP/1.1 client for `tern ctl`, the tests and the credential
+//! issuer's fleet poller: one request per connection (`Connection: close`),
+//! the response read to EOF (at most [`MAX_RESPONSE`] bytes, or the
+//! caller's cap) within a timeout. [`request`] blocks; [`request_async`]
+//! is the same exchange on tokio, for code already on a runtime.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,6 +38,43 @@ pub fn request(
     token: Option<&str>,
     timeout: Duration,
 ) -> std::io::Result<HttpResponse> {
+    let raw = exchange(addr, head(addr, method, path, token).as_bytes(), timeout)?;
+    parse(&raw).ok_or_else(|| not_http(addr))
+}
+
+/// [`request`] on tokio: connect, write and read, all within `timeout`
+/// (a dead or stalled peer costs at most that), the response capped at
+/// `max_bytes`.
+pub async fn request_async(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    max_bytes: u64,
+) -> std::io::Result<HttpResponse> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(head(addr, method, path, token).as_bytes())
+            .await?;
+        let mut out = Vec::new();
+        s.take(max_bytes).read_to_end(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    let raw = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?}"),
+            )
+        })??;
+    parse(&raw).ok_or_else(|| not_http(addr))
+}
+
+/// The request head: no body, `Connection: close`, the bearer token if any.
+fn head(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> String {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: 0\r\n"
     );
@@ -43,13 +82,14 @@ pub fn request(
         head.push_str(&format!("authorization: Bearer {t}\r\n"));
     }
     head.push_str("\r\n");
-    let raw = exchange(addr, head.as_bytes(), timeout)?;
-    parse(&raw).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{addr} did not answer with HTTP/1.1"),
-        )
-    })
+    head
+}
+
+fn not_http(addr: SocketAddr) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{addr} did not answer with HTTP/1.1"),
+    )
 }
 
 /// Writes `bytes`, then reads until the server closes (or `timeout`).

@@ -330,6 +330,12 @@ pub struct GlobalMetrics {
     pub reloads: [AtomicU64; 2],
     /// 1 while draining.
     pub draining: AtomicU64,
+    /// Allocations before this node redirects (`/status` `capacity`).
+    pub allocations_capacity: AtomicU64,
+    /// `[[cluster.nodes]]` the credential issuer would hand out now.
+    pub issuer_nodes_usable: AtomicU64,
+    /// Credential requests the issuer answered 503 (no usable node).
+    pub issuer_no_node: AtomicU64,
 }
 
 impl GlobalMetrics {

@@ -115,14 +115,18 @@ pub fn start_issuer(
         max_body_bytes: crate::issuer::MAX_BODY,
         ..Limits::default()
     };
+    let fleet = issuer.fleet_task();
+    let nodes = issuer.settings().nodes.len();
     let router = Arc::new(IssuerRouter { issuer, unix_secs });
     let handle =
-        server::spawn(addr, router, limits, "tern-issuer").map_err(|error| StartError {
-            key: "issuer.listen",
-            addr,
-            error,
+        server::spawn_with(addr, router, limits, "tern-issuer", fleet).map_err(|error| {
+            StartError {
+                key: "issuer.listen",
+                addr,
+                error,
+            }
         })?;
-    tracing::info!(addr = %handle.local_addr(), "credential issuer listening");
+    tracing::info!(addr = %handle.local_addr(), cluster_nodes = nodes, "credential issuer listening");
     Ok(handle)
 }
 

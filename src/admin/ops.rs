@@ -188,6 +188,7 @@ impl<C: Control> AdminState for Ops<C> {
                 .map(|&t| (t.name().to_owned(), self.metrics.allocations_on(t)))
                 .collect(),
             draining: self.draining(),
+            capacity: self.metrics.global.allocations_capacity.load(Relaxed),
             listeners: ep.listeners,
             relay_addresses: ep.relay_addresses,
             warnings: ep.warnings,

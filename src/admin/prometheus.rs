@@ -30,6 +30,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "tern_quota_rejections_total",
     "tern_relay_ports_in_use",
     "tern_relay_ports_capacity",
+    "tern_allocations_capacity",
+    "tern_issuer_nodes_usable",
+    "tern_issuer_no_node_total",
     "tern_udp_receive_drops_total",
     "tern_tls_certificate_expiry_timestamp_seconds",
     "tern_config_reloads_total",
@@ -260,6 +263,25 @@ fn render_global(m: &Metrics, e: &mut Encoder<'_>) {
         "gauge",
         "Relay ports configured (relay.ports).",
         g.relay_ports_capacity.load(Relaxed),
+    );
+    e.single(
+        "tern_allocations_capacity",
+        "gauge",
+        "Allocations before new ones are redirected (cluster.soft_max_allocations, \
+         else limits.max_allocations, at most the relay ports).",
+        g.allocations_capacity.load(Relaxed),
+    );
+    e.single(
+        "tern_issuer_nodes_usable",
+        "gauge",
+        "cluster.nodes the credential issuer can hand out now (0 without nodes).",
+        g.issuer_nodes_usable.load(Relaxed),
+    );
+    e.single(
+        "tern_issuer_no_node_total",
+        "counter",
+        "Credential requests answered 503 because no cluster node was usable.",
+        g.issuer_no_node.load(Relaxed),
     );
     e.single(
         "tern_tls_certificate_expiry_timestamp_seconds",

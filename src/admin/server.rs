@@ -142,6 +142,11 @@ impl Drop for ServerHandle {
     }
 }
 
+/// A task run on a listener's runtime beside its accept loop (the
+/// credential issuer's fleet poller). It must never block the thread; it
+/// is dropped when the server stops.
+pub type Background = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// Binds `addr` (so the caller knows at return that it is listening: that
 /// is the readiness signal) and serves `router` on a new thread `name`.
 pub fn spawn(
@@ -149,6 +154,17 @@ pub fn spawn(
     router: Arc<dyn Router>,
     limits: Limits,
     name: &str,
+) -> std::io::Result<ServerHandle> {
+    spawn_with(addr, router, limits, name, None)
+}
+
+/// [`spawn`], plus a `background` task on the same runtime.
+pub fn spawn_with(
+    addr: SocketAddr,
+    router: Arc<dyn Router>,
+    limits: Limits,
+    name: &str,
+    background: Option<Background>,
 ) -> std::io::Result<ServerHandle> {
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
@@ -162,6 +178,9 @@ pub fn spawn(
         .name(name.to_owned())
         .spawn(move || {
             rt.block_on(async move {
+                if let Some(task) = background {
+                    tokio::spawn(task);
+                }
                 match TcpListener::from_std(std_listener) {
                     Ok(l) => accept_loop(l, router, limits, stop_rx).await,
                     Err(e) => tracing::error!(error = %e, "admin listener failed"),

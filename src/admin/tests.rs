@@ -342,6 +342,7 @@ fn the_credential_issuer_runs_on_the_same_server() {
         max_ttl: 86_400,
         rate_per_sec: 5,
         allowed_origins: Vec::new(),
+        nodes: Vec::new(),
     }));
     fn wall() -> u64 {
         std::time::SystemTime::now()

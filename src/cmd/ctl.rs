@@ -144,7 +144,12 @@ fn format_status(s: &Status) -> String {
         .iter()
         .map(|(t, n)| format!("{t} {n}"))
         .collect();
-    let _ = writeln!(o, "allocations: {}", allocs.join(", "));
+    let _ = writeln!(
+        o,
+        "allocations: {} (capacity {})",
+        allocs.join(", "),
+        s.capacity
+    );
     let _ = writeln!(o, "listeners:  {}", s.listeners.join(", "));
     let _ = writeln!(o, "relays:     {}", s.relay_addresses.join(", "));
     if let Some(r) = &s.last_reload {

@@ -15,7 +15,7 @@
 //! which is the embedded default (`FileConfig::embedded`) and, with
 //! `config/examples/*.toml`, is loaded by the tests.
 
-mod cluster;
+pub mod cluster;
 pub mod coturn;
 mod error;
 mod resolve;
@@ -328,6 +328,35 @@ pub struct ClusterSection {
     /// Allocations on this node beyond which new ones are redirected;
     /// absent = only when draining.
     pub soft_max_allocations: Option<u32>,
+    /// The fleet the credential issuer picks from (`[[cluster.nodes]]`):
+    /// each request gets the URLs of the least-loaded ready node, judged
+    /// from the nodes' admin `/status`. Empty = the issuer hands out
+    /// `issuer.urls`.
+    pub nodes: Vec<NodeSection>,
+    /// A file whose first line is a secret shared by every node (at least
+    /// 16 characters), from which the nonce key is derived, so a NONCE one
+    /// node hands out is valid on the others. Clients that follow a 300
+    /// keep their nonce (libwebrtc does, and fails on the 438 a node with
+    /// another key answers). "" = a random key per process.
+    pub nonce_key_file: String,
+}
+
+/// One `[[cluster.nodes]]` entry (see `crate::issuer::fleet`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Short unique name, e.g. "turn-b": shown in the issuer's answer
+    /// (`"node"`), accepted back as a hint, and used in logs.
+    pub name: String,
+    /// What goes into `iceServers` for this node: stun:, turn: and turns:
+    /// URLs (at least one turn: or turns:), e.g.
+    /// ["turn:turn-b.example.com:3478?transport=udp"].
+    pub urls: Vec<String>,
+    /// The node's admin listener, "http://IP:PORT" (its `/status` is read
+    /// every second).
+    pub admin: String,
+    /// File holding that admin API's bearer token (first line); "" = none.
+    pub admin_token_file: String,
 }
 
 /// `[log]`

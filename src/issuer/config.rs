@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::IssuerSettings;
-use crate::config::{ConfigError, IssuerSection};
+use crate::config::{ClusterSection, ConfigError, IssuerSection};
 use crate::secret::Secret;
 use crate::settings::Settings;
 
@@ -17,16 +17,22 @@ pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Resolves `[issuer]`; `Ok(None)` when `listen` is empty (the default).
 /// `origin` names the config file in errors.
+/// `[[cluster.nodes]]` are checked whether or not the issuer is on.
 pub fn resolve(
     section: &IssuerSection,
+    cluster: &ClusterSection,
     origin: &str,
     settings: &Settings,
 ) -> Result<Option<IssuerSettings>, ConfigError> {
+    let nodes = super::cluster::resolve(&cluster.nodes, origin)?;
     if section.listen.trim().is_empty() {
         return Ok(None);
     }
-    resolve_on(section, settings)
-        .map(Some)
+    resolve_on(section, cluster, settings)
+        .map(|mut s| {
+            s.nodes = nodes;
+            Some(s)
+        })
         .map_err(|b| ConfigError::Invalid {
             origin: origin.to_owned(),
             key: format!("issuer.{}", b.key),
@@ -53,7 +59,11 @@ fn bad(key: &str, value: String, problem: &str, expected: &str) -> Bad {
     }
 }
 
-fn resolve_on(s: &IssuerSection, settings: &Settings) -> Result<IssuerSettings, Bad> {
+fn resolve_on(
+    s: &IssuerSection,
+    cluster: &ClusterSection,
+    settings: &Settings,
+) -> Result<IssuerSettings, Bad> {
     let listen: SocketAddr = s.listen.trim().parse().map_err(|_| {
         bad(
             "listen",
@@ -72,7 +82,7 @@ fn resolve_on(s: &IssuerSection, settings: &Settings) -> Result<IssuerSettings, 
     };
     let tokens = load_tokens(&s.token_file)?;
     check_limits(s)?;
-    let (stun_urls, turn_urls) = urls(s, settings)?;
+    let (stun_urls, turn_urls) = urls(s, cluster, settings)?;
     Ok(IssuerSettings {
         listen,
         tokens,
@@ -83,6 +93,7 @@ fn resolve_on(s: &IssuerSection, settings: &Settings) -> Result<IssuerSettings, 
         max_ttl: s.max_ttl_secs,
         rate_per_sec: s.requests_per_sec_per_token,
         allowed_origins: s.allowed_origins.clone(),
+        nodes: Vec::new(),
     })
 }
 
@@ -166,11 +177,11 @@ fn token_rule() -> String {
     )
 }
 
-const URLS_EXPECTED: &str =
+pub(super) const URLS_EXPECTED: &str =
     "stun:, turn: or turns: URLs (RFC 7064/7065), at least one turn: or turns:";
 
 /// `urls` split into (stun, turn/turns) lists, or the defaults.
-fn urls(s: &IssuerSection, st: &Settings) -> Result<(Vec<String>, Vec<String>), Bad> {
+fn urls(s: &IssuerSection, cluster: &ClusterSection, st: &Settings) -> Result<SplitUrls, Bad> {
     if s.urls.is_empty() {
         let (stun, turn) = default_urls(s, st);
         if turn.is_empty() {
@@ -179,31 +190,42 @@ fn urls(s: &IssuerSection, st: &Settings) -> Result<(Vec<String>, Vec<String>), 
         }
         return Ok((stun, turn));
     }
+    if !cluster.nodes.is_empty() {
+        let value = format!("{:?}", s.urls);
+        let problem = "is set, but so is cluster.nodes (whose urls are handed out instead)";
+        let expected = "issuer.urls = [] with [[cluster.nodes]], or no cluster.nodes";
+        return Err(bad("urls", value, problem, expected));
+    }
+    split_urls(&s.urls).map_err(|(i, problem)| match i {
+        Some(i) => bad(
+            &format!("urls[{i}]"),
+            quoted(&s.urls[i]),
+            problem,
+            URLS_EXPECTED,
+        ),
+        None => bad("urls", format!("{:?}", s.urls), problem, URLS_EXPECTED),
+    })
+}
+
+/// (stun, turn/turns) URLs.
+pub(super) type SplitUrls = (Vec<String>, Vec<String>);
+
+/// `urls` split into (stun, turn/turns) lists; `Err((index of the bad
+/// entry, or None for the list, problem))`.
+pub(super) fn split_urls(urls: &[String]) -> Result<SplitUrls, (Option<usize>, &'static str)> {
     let (mut stun, mut turn) = (Vec::new(), Vec::new());
-    for (i, u) in s.urls.iter().enumerate() {
+    for (i, u) in urls.iter().enumerate() {
         let lower = u.to_ascii_lowercase();
         if lower.starts_with("stun:") || lower.starts_with("stuns:") {
             stun.push(u.clone());
         } else if lower.starts_with("turn:") || lower.starts_with("turns:") {
             turn.push(u.clone());
         } else {
-            let key = format!("urls[{i}]");
-            return Err(bad(
-                &key,
-                quoted(u),
-                "is not a STUN or TURN URL",
-                URLS_EXPECTED,
-            ));
+            return Err((Some(i), "is not a STUN or TURN URL"));
         }
     }
     if turn.is_empty() {
-        let value = format!("{:?}", s.urls);
-        return Err(bad(
-            "urls",
-            value,
-            "has no turn: or turns: URL",
-            URLS_EXPECTED,
-        ));
+        return Err((None, "has no turn: or turns: URL"));
     }
     Ok((stun, turn))
 }

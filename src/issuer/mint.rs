@@ -80,11 +80,22 @@ struct Body<'a> {
     username: &'a str,
     password: &'a str,
     uris: &'a [String],
+    /// The `[[cluster.nodes]]` entry the URLs are of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+}
+
+/// Where a credential is for: URLs, and the node's name with a fleet.
+pub(crate) struct Target<'a> {
+    pub(crate) stun_urls: &'a [String],
+    pub(crate) turn_urls: &'a [String],
+    pub(crate) node: Option<&'a str>,
 }
 
 /// The JSON body for `grant`: a STUN entry without credentials (left out
-/// when `stun_urls` is empty) and a TURN entry with them.
-pub(crate) fn render(grant: &Grant, stun_urls: &[String], turn_urls: &[String]) -> Vec<u8> {
+/// when there are no stun URLs) and a TURN entry with them.
+pub(crate) fn render(grant: &Grant, target: &Target<'_>) -> Vec<u8> {
+    let (stun_urls, turn_urls) = (target.stun_urls, target.turn_urls);
     let password = grant.password.expose().as_str();
     let mut ice_servers = Vec::with_capacity(2);
     if !stun_urls.is_empty() {
@@ -106,6 +117,7 @@ pub(crate) fn render(grant: &Grant, stun_urls: &[String], turn_urls: &[String]) 
         username: &grant.username,
         password,
         uris: turn_urls,
+        node: target.node,
     };
     // invariant: the body is strings and integers, which always serialize.
     serde_json::to_vec(&body).expect("iceServers body serializes")

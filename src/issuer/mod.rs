@@ -19,6 +19,13 @@
 //!  "username":"1767225600:alice","password":"<same>","uris":["turn:…"]}
 //! ```
 //!
+//! With `[[cluster.nodes]]` each answer carries the URLs of one node of the
+//! fleet, the least-loaded ready one (see [`fleet`]), and names it in a
+//! top-level `"node"`; a request may ask for a node by name (`"node"` in
+//! the body, `node=` in the query) to put both peers of a call on the same
+//! one. `GET /v1/nodes` lists the issuer's view of every node. With no node
+//! usable, the answer is `503` with `Retry-After`.
+//!
 //! Every request needs `Authorization: Bearer <token>` with a token from
 //! `issuer.token_file` (401 otherwise); each token has its own rate limit
 //! (429). Credentials are signed with the first `auth.rest_secrets` entry,
@@ -31,23 +38,30 @@
 //! may answer 413 itself, as `handle` does for a longer one). Tokens and
 //! credentials are never logged.
 
+mod cluster;
 mod config;
+pub mod fleet;
+#[cfg(test)]
+mod fleet_tests;
 mod limiter;
 mod mint;
+mod poll;
 mod routes;
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use subtle::ConstantTimeEq;
 
+pub use cluster::{MAX_NODE_NAME, NodeSettings};
 pub use config::{MIN_TOKEN_LEN, parse_tokens, resolve};
 
 use crate::secret::Secret;
+use fleet::Fleet;
 use limiter::Buckets;
 
 /// Largest request body read, in bytes; the JSON request is tiny.
@@ -74,6 +88,9 @@ pub struct IssuerSettings {
     pub rate_per_sec: u32,
     /// Origins that get CORS headers; empty = none.
     pub allowed_origins: Vec<String>,
+    /// `[[cluster.nodes]]`: when not empty, each answer hands out one of
+    /// these nodes' URLs instead of `stun_urls`/`turn_urls`.
+    pub nodes: Vec<NodeSettings>,
 }
 
 /// The issuer: settings plus the per-token rate-limit state. Share it
@@ -82,16 +99,54 @@ pub struct IssuerSettings {
 pub struct Issuer {
     settings: IssuerSettings,
     buckets: Mutex<Buckets>,
+    /// The fleet's view, when `settings.nodes` is not empty.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl Issuer {
     pub fn new(settings: IssuerSettings) -> Self {
+        Self::build(settings, None)
+    }
+
+    /// [`Issuer::new`], publishing the fleet's `tern_issuer_*` metrics in
+    /// `metrics` (the server's registry).
+    pub fn with_metrics(settings: IssuerSettings, metrics: Arc<crate::admin::Metrics>) -> Self {
+        Self::build(settings, Some(metrics))
+    }
+
+    fn build(settings: IssuerSettings, metrics: Option<Arc<crate::admin::Metrics>>) -> Self {
         let buckets = Mutex::new(Buckets::new(settings.tokens.len(), settings.rate_per_sec));
-        Self { settings, buckets }
+        let fleet = (!settings.nodes.is_empty())
+            .then(|| Arc::new(Fleet::new(settings.nodes.clone(), metrics)));
+        Self {
+            settings,
+            buckets,
+            fleet,
+        }
     }
 
     pub fn settings(&self) -> &IssuerSettings {
         &self.settings
+    }
+
+    /// The fleet's view, when `[[cluster.nodes]]` is configured.
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// The task that keeps the fleet's view fresh, for the listener's
+    /// runtime (`admin::server::spawn_with`); `None` without nodes.
+    pub fn fleet_task(&self) -> Option<crate::admin::server::Background> {
+        let fleet = Arc::clone(self.fleet.as_ref()?);
+        Some(Box::pin(poll::run(fleet)))
+    }
+
+    /// One round of `/status` reads of every node, for tests that drive
+    /// the view without the background task.
+    pub async fn read_fleet(&self) {
+        if let Some(f) = &self.fleet {
+            poll::read_all(f).await;
+        }
     }
 
     /// Answers one request at `now_unix` (seconds since the Unix epoch).

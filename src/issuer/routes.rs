@@ -5,22 +5,30 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::mint::{check_user, mint, render};
-use super::{Issuer, MAX_BODY};
+use super::fleet::NoNode;
+use super::mint::{Target, check_user, mint, render};
+use super::{Issuer, MAX_BODY, MAX_NODE_NAME};
 
-/// The JSON body of `POST /v1/ice-servers`; both fields optional.
+/// The JSON body of `POST /v1/ice-servers`; every field optional.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PostBody {
     ttl: Option<u64>,
     user: Option<String>,
+    node: Option<String>,
 }
 
 /// What a request asks for, once parsed.
+#[derive(Default)]
 struct Ask {
     ttl: Option<u64>,
     user: Option<String>,
+    /// A `[[cluster.nodes]]` name to prefer (see `fleet`).
+    node: Option<String>,
 }
+
+/// Seconds a client is asked to wait after a 503 (two fleet reads).
+const RETRY_AFTER_NO_NODE: &str = "2";
 
 /// Which route a path names.
 #[derive(Clone, Copy)]
@@ -29,13 +37,15 @@ enum Route {
     Post,
     /// `GET /ice?username=…&ttl=…` (query, 200).
     Get,
+    /// `GET /v1/nodes`: the fleet as the issuer sees it.
+    Nodes,
 }
 
 impl Route {
     fn method(self) -> Method {
         match self {
             Self::Post => Method::POST,
-            Self::Get => Method::GET,
+            Self::Get | Self::Nodes => Method::GET,
         }
     }
 }
@@ -44,10 +54,11 @@ pub(super) fn route(issuer: &Issuer, req: &Request<Bytes>, now: u64) -> Response
     let route = match req.uri().path() {
         "/v1/ice-servers" => Route::Post,
         "/ice" => Route::Get,
+        "/v1/nodes" => Route::Nodes,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                "no such path; use POST /v1/ice-servers or GET /ice",
+                "no such path; use POST /v1/ice-servers, GET /ice or GET /v1/nodes",
             );
         }
     };
@@ -61,7 +72,7 @@ pub(super) fn route(issuer: &Issuer, req: &Request<Bytes>, now: u64) -> Response
         );
         let allow = HeaderValue::from_static(match route {
             Route::Post => "POST, OPTIONS",
-            Route::Get => "GET, OPTIONS",
+            Route::Get | Route::Nodes => "GET, OPTIONS",
         });
         resp.headers_mut().insert(header::ALLOW, allow);
         return resp;
@@ -99,22 +110,27 @@ pub(super) fn route(issuer: &Issuer, req: &Request<Bytes>, now: u64) -> Response
     let ask = match route {
         Route::Post => parse_body(req.body()),
         Route::Get => parse_query(req.uri().query().unwrap_or("")),
+        Route::Nodes => return nodes(issuer),
     };
-    match ask.and_then(|ask| issue(issuer, ask, now)) {
+    let status = match route {
+        Route::Post => StatusCode::CREATED,
+        Route::Get | Route::Nodes => StatusCode::OK,
+    };
+    let ask = match ask.and_then(|ask| check(issuer, ask)) {
+        Ok(ask) => ask,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+    };
+    match issue(issuer, &ask, now) {
         Ok(body) => {
             tracing::debug!(token_line = token + 1, "issuer: credential issued");
-            let status = match route {
-                Route::Post => StatusCode::CREATED,
-                Route::Get => StatusCode::OK,
-            };
             json(status, body)
         }
-        Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
+        Err(why) => no_node(&why),
     }
 }
 
-/// Checks the ask against the limits and mints.
-fn issue(issuer: &Issuer, ask: Ask, now: u64) -> Result<Vec<u8>, String> {
+/// Checks the ask against the limits; the ttl filled in.
+fn check(issuer: &Issuer, mut ask: Ask) -> Result<Ask, String> {
     let s = &issuer.settings;
     let ttl = ask.ttl.unwrap_or(s.default_ttl);
     if ttl == 0 {
@@ -129,8 +145,67 @@ fn issue(issuer: &Issuer, ask: Ask, now: u64) -> Result<Vec<u8>, String> {
     if let Some(user) = &ask.user {
         check_user(user)?;
     }
+    if let Some(node) = &ask.node
+        && (node.len() > MAX_NODE_NAME || node.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "node is not a node name (at most {MAX_NODE_NAME} printable characters)"
+        ));
+    }
+    ask.ttl = Some(ttl);
+    Ok(ask)
+}
+
+/// Picks the target (a fleet node, or the configured URLs) and mints.
+fn issue(issuer: &Issuer, ask: &Ask, now: u64) -> Result<Vec<u8>, NoNode> {
+    let s = &issuer.settings;
+    let target = match &issuer.fleet {
+        None => Target {
+            stun_urls: &s.stun_urls,
+            turn_urls: &s.turn_urls,
+            node: None,
+        },
+        Some(fleet) => match fleet.pick(ask.node.as_deref()) {
+            Ok(n) => Target {
+                stun_urls: &n.stun_urls,
+                turn_urls: &n.turn_urls,
+                node: Some(&n.name),
+            },
+            Err(why) => return Err(why),
+        },
+    };
+    // invariant: `check` filled in the ttl.
+    let ttl = ask.ttl.unwrap_or(s.default_ttl);
     let grant = mint(s.secret.expose(), ask.user.as_deref(), ttl, now);
-    Ok(render(&grant, &s.stun_urls, &s.turn_urls))
+    Ok(render(&grant, &target))
+}
+
+/// 503 with `Retry-After`, naming each node's state.
+fn no_node(why: &NoNode) -> Response<Vec<u8>> {
+    tracing::debug!(nodes = %why.0, "issuer: 503, no usable cluster node");
+    let msg = format!(
+        "no TURN node can take new allocations now ({}); retry shortly, and check \
+         the nodes' /readyz and the issuer's GET /v1/nodes",
+        why.0
+    );
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, &msg);
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_NO_NODE),
+    );
+    resp
+}
+
+/// `GET /v1/nodes`: every node's health, load and last error.
+fn nodes(issuer: &Issuer) -> Response<Vec<u8>> {
+    let Some(fleet) = &issuer.fleet else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this issuer has no [[cluster.nodes]]; it hands out issuer.urls",
+        );
+    };
+    let body = serde_json::json!({ "nodes": fleet.report(), "refused": fleet.refused() });
+    json(StatusCode::OK, body.to_string().into_bytes())
 }
 
 fn parse_body(body: &[u8]) -> Result<Ask, String> {
@@ -144,22 +219,22 @@ fn parse_body(body: &[u8]) -> Result<Ask, String> {
     Ok(Ask {
         ttl: parsed.ttl,
         user: parsed.user,
+        node: parsed.node,
     })
 }
 
-/// `username`, `ttl` and `service` (must be "turn" if present); other
-/// parameters (cache busters, STUNner's `iceTransportPolicy`) are ignored.
+/// `username`, `ttl`, `node` and `service` (must be "turn" if present);
+/// other parameters (cache busters, STUNner's `iceTransportPolicy`) are
+/// ignored.
 fn parse_query(query: &str) -> Result<Ask, String> {
-    let mut ask = Ask {
-        ttl: None,
-        user: None,
-    };
+    let mut ask = Ask::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v)
             .ok_or_else(|| format!("query parameter {k} is not valid percent-encoded UTF-8"))?;
         match k {
             "username" => ask.user = Some(v),
+            "node" => ask.node = Some(v),
             "ttl" => {
                 let ttl = v
                     .parse()
@@ -208,7 +283,7 @@ fn preflight(allowed: &[String], req: &Request<Bytes>, route: Route) -> Response
     let h = resp.headers_mut();
     let methods = match route {
         Route::Post => "POST, OPTIONS",
-        Route::Get => "GET, OPTIONS",
+        Route::Get | Route::Nodes => "GET, OPTIONS",
     };
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,

@@ -9,13 +9,13 @@ use super::*;
 use crate::config::{ConfigError, FileConfig, IssuerSection, Overrides};
 use crate::proto::auth::{Credentials, rest_password};
 
-const TOKEN: &str = "tok-0123456789abcdef";
+pub(super) const TOKEN: &str = "tok-0123456789abcdef";
 const OTHER: &str = "tok-fedcba9876543210";
 const SECRET: &str = "first-secret";
-const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+pub(super) const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const ORIGIN: &str = "https://app.example.com";
 
-fn settings() -> IssuerSettings {
+pub(super) fn settings() -> IssuerSettings {
     IssuerSettings {
         listen: "127.0.0.1:8480".parse().unwrap(),
         tokens: vec![Secret::new(TOKEN.to_owned()), Secret::new(OTHER.to_owned())],
@@ -29,10 +29,11 @@ fn settings() -> IssuerSettings {
         max_ttl: 86_400,
         rate_per_sec: 5,
         allowed_origins: Vec::new(),
+        nodes: Vec::new(),
     }
 }
 
-fn post(token: Option<&str>, body: &str) -> Request<Bytes> {
+pub(super) fn post(token: Option<&str>, body: &str) -> Request<Bytes> {
     let mut b = Request::post("/v1/ice-servers");
     if let Some(t) = token {
         b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -40,18 +41,18 @@ fn post(token: Option<&str>, body: &str) -> Request<Bytes> {
     b.body(Bytes::from(body.to_owned())).unwrap()
 }
 
-fn get(uri: &str) -> Request<Bytes> {
+pub(super) fn get(uri: &str) -> Request<Bytes> {
     Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Bytes::new())
         .unwrap()
 }
 
-fn body(resp: &Response<Vec<u8>>) -> Value {
+pub(super) fn body(resp: &Response<Vec<u8>>) -> Value {
     serde_json::from_slice(resp.body()).unwrap()
 }
 
-fn error_of(resp: &Response<Vec<u8>>) -> String {
+pub(super) fn error_of(resp: &Response<Vec<u8>>) -> String {
     body(resp)["error"].as_str().unwrap().to_owned()
 }
 
@@ -351,7 +352,7 @@ fn token_file_rules() {
     assert!(parse_tokens("tok-0123 456789abcdef\n").is_err());
 }
 
-fn resolve_with(
+pub(super) fn resolve_with(
     extra: &str,
     token_file: &std::path::Path,
 ) -> Result<Option<IssuerSettings>, ConfigError> {
@@ -368,7 +369,7 @@ fn resolve_with(
             &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
         )
         .unwrap();
-    resolve(&cfg.issuer, "t.toml", &settings)
+    resolve(&cfg.issuer, &cfg.cluster, "t.toml", &settings)
 }
 
 #[test]
@@ -384,7 +385,7 @@ fn config_resolves_defaults_and_names_errors() {
         )
         .unwrap();
     assert!(
-        resolve(&IssuerSection::default(), "t", &s)
+        resolve(&IssuerSection::default(), &Default::default(), "t", &s)
             .unwrap()
             .is_none()
     );
@@ -449,7 +450,9 @@ fn config_needs_a_rest_secret_and_a_token_file() {
             &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
         )
         .unwrap();
-    let e = resolve(&cfg.issuer, "t.toml", &s).unwrap_err().to_string();
+    let e = resolve(&cfg.issuer, &cfg.cluster, "t.toml", &s)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("issuer.listen") && e.contains("auth.rest_secrets"),
         "{e}"
@@ -467,7 +470,9 @@ fn config_needs_a_rest_secret_and_a_token_file() {
             &crate::cmd::serve::SystemHost::with_nonce_key([3; 32]),
         )
         .unwrap();
-    let e = resolve(&cfg.issuer, "t.toml", &s).unwrap_err().to_string();
+    let e = resolve(&cfg.issuer, &cfg.cluster, "t.toml", &s)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("t.toml: issuer.token_file: \"\" is empty"),
         "{e}"

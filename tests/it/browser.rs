@@ -44,7 +44,7 @@ const PAGE: &str = include_str!("browser.html");
 const RESULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `chromium` on PATH (or `TERN_CHROMIUM`); `None` = skip.
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TERN_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
@@ -69,7 +69,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Serves the page at `/` and sends the body POSTed to `/result`.
-fn page_server(results: mpsc::Sender<Vec<u8>>) -> HttpServer {
+pub(crate) fn page_server(results: mpsc::Sender<Vec<u8>>) -> HttpServer {
     let results = Mutex::new(results);
     HttpServer::start(Box::new(move |req: Request<Bytes>| {
         let mut resp = Response::new(Vec::new());
@@ -94,7 +94,7 @@ fn page_server(results: mpsc::Sender<Vec<u8>>) -> HttpServer {
 /// Headless Chromium in a process group of its own; dropping it kills the
 /// group (browser, zygote, renderer, GPU and network processes), also when
 /// the test panics.
-struct Browser(Child);
+pub(crate) struct Browser(Child);
 
 impl Drop for Browser {
     fn drop(&mut self) {
@@ -110,8 +110,27 @@ impl Drop for Browser {
 /// Starts headless Chromium on `url` with a throwaway profile; its output
 /// goes to `log`.
 fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> Browser {
+    launch_in(None, chromium, profile, log, url)
+}
+
+/// [`launch`], inside network namespace `netns` when given (`ip netns
+/// exec` execs Chromium, so the process group is still Chromium's).
+pub(crate) fn launch_in(
+    netns: Option<&str>,
+    chromium: &Path,
+    profile: &Path,
+    log: &Path,
+    url: &str,
+) -> Browser {
     let log = std::fs::File::create(log).unwrap();
-    let mut cmd = Command::new(chromium);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(chromium);
+            c
+        }
+        None => Command::new(chromium),
+    };
     cmd.args([
         "--headless=new",
         "--no-sandbox", // root in CI containers; the page is our own

@@ -34,9 +34,14 @@ pub(crate) fn issuer_for(server: &TestServer, dir: &Path, origins: Vec<String>) 
         allowed_origins: origins,
         ..IssuerSection::default()
     };
-    let issuer = tern::issuer::resolve(&section, "it.toml", &settings().build())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .expect("issuer is on");
+    let issuer = tern::issuer::resolve(
+        &section,
+        &Default::default(),
+        "it.toml",
+        &settings().build(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .expect("issuer is on");
     Issuer::new(issuer)
 }
 

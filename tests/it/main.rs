@@ -32,6 +32,7 @@ mod alternate;
 mod browser;
 mod cli;
 mod client;
+mod fleet;
 mod haproxy;
 mod harness;
 mod http;

@@ -74,17 +74,32 @@ pub(crate) struct Tern {
 
 impl Tern {
     pub(crate) fn spawn(policy: &Policy, notify: Option<&Path>) -> Self {
+        let server = SocketAddr::from(([127, 0, 0, 1], free_port(true)));
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+        Self::spawn_at(policy, notify, server, admin, "")
+    }
+
+    /// [`Tern::spawn`] on a TURN (UDP) address and an admin address chosen
+    /// by the caller, with `extra` appended to the config file: for tests
+    /// whose configs name each other's ports.
+    pub(crate) fn spawn_at(
+        policy: &Policy,
+        notify: Option<&Path>,
+        server: SocketAddr,
+        admin: SocketAddr,
+        extra: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Self {
             child: Command::new("true").spawn().unwrap(),
-            server: SocketAddr::from(([127, 0, 0, 1], free_port(true))),
-            admin: SocketAddr::from(([127, 0, 0, 1], free_port(false))),
+            server,
+            admin,
             config: dir.path().join("tern.toml"),
             ports: relay_ports(),
             _dir: dir,
         };
         let _ = t.child.wait();
-        t.write_config(policy, "");
+        t.write_config(policy, extra);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
         cmd.arg("--config")
             .arg(&t.config)

@@ -51,10 +51,12 @@ impl ServeControl {
         self.drain_timeout_secs.load(Relaxed)
     }
 
-    /// Sets the TLS certificate expiry gauge from the certificate file.
-    pub fn publish_cert_expiry(&self) {
+    /// Sets the gauges that come from the configuration: the TLS
+    /// certificate expiry (from the certificate file) and the capacity.
+    pub fn publish_config_gauges(&self) {
         let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         publish_cert_expiry(&self.metrics, &cur.loaded);
+        publish_capacity(&self.metrics, &cur.loaded);
     }
 
     fn try_reload(&self) -> Result<String, String> {
@@ -83,6 +85,7 @@ impl ServeControl {
         self.drain_timeout_secs
             .store(new.file.server.drain_timeout_secs, Relaxed);
         publish_cert_expiry(&self.metrics, &new);
+        publish_capacity(&self.metrics, &new);
         cur.loaded = new;
         Ok(summary)
     }
@@ -99,6 +102,21 @@ fn publish_cert_expiry(metrics: &Metrics, l: &Loaded) {
         .and_then(|t| u64::try_from(t).ok())
         .unwrap_or(0);
     metrics.global.tls_cert_expiry_unix.store(expiry, Relaxed);
+}
+
+/// `/status` `capacity`: the soft limit where new Allocates start to be
+/// redirected, else the hard one, and never more than there are relay ports
+/// (one per allocation and family).
+fn publish_capacity(metrics: &Metrics, l: &Loaded) {
+    let s = &l.settings;
+    let limit = s
+        .proto
+        .alternates
+        .soft_max_allocations
+        .unwrap_or(s.proto.limits.max_allocations);
+    let ports = s.relay_ports.clone().count() as u64;
+    let capacity = u64::from(limit).min(ports);
+    metrics.global.allocations_capacity.store(capacity, Relaxed);
 }
 
 impl Control for ServeControl {

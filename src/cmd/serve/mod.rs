@@ -103,7 +103,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         source,
         loaded,
     );
-    control.publish_cert_expiry();
+    control.publish_config_gauges();
     let notifier =
         admin::sd_notify::Notifier::from_env().context("$NOTIFY_SOCKET is set but unusable")?;
     let ops = Arc::new(Ops::new(
@@ -136,7 +136,8 @@ fn start_listeners(
     let mut out = Vec::new();
     out.extend(admin::start(admin_settings, Arc::clone(ops))?);
     if let Some(s) = issuer {
-        let issuer = Arc::new(crate::issuer::Issuer::new(s));
+        let metrics = Arc::clone(&ops.metrics);
+        let issuer = Arc::new(crate::issuer::Issuer::with_metrics(s, metrics));
         out.push(admin::start_issuer(issuer, crate::io::clock::unix_secs)?);
     }
     Ok(out)

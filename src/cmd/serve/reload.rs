@@ -47,6 +47,8 @@ pub const FIXED_KEYS: &[&str] = &[
     "proxy_protocol",
     "admin",
     "issuer",
+    "cluster.nodes",
+    "cluster.nonce_key_file",
 ];
 
 /// Everything needed to read the configuration again as at start.
@@ -92,8 +94,13 @@ impl Source {
     }
 
     /// The first load: adds a generated user when none is configured
-    /// (remembered for reloads).
+    /// (remembered for reloads) and takes the fleet's nonce key from
+    /// `cluster.nonce_key_file` when set (kept for reloads, like the
+    /// random one).
     pub fn first(&mut self, mut file: FileConfig) -> Result<Loaded, ConfigError> {
+        if let Some(key) = crate::config::cluster::shared_nonce_key(&file.origin, &file.cluster)? {
+            self.nonce_key = key;
+        }
         self.generated = generated::ensure_credentials(&mut file, &self.overrides);
         self.resolve(file)
     }
@@ -119,7 +126,7 @@ impl Source {
         let host = SystemHost::with_nonce_key(self.nonce_key);
         let settings = file.clone().resolve(&self.overrides, &host)?;
         let admin = AdminSettings::resolve(&file.admin, &file.origin)?;
-        let issuer = crate::issuer::resolve(&file.issuer, &file.origin, &settings)?;
+        let issuer = crate::issuer::resolve(&file.issuer, &file.cluster, &file.origin, &settings)?;
         Ok(Loaded {
             file,
             settings,
@@ -139,7 +146,7 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
             .as_ref()
             .map(|t| (t.listen.clone(), t.cert.clone(), t.key.clone()))
     };
-    let checks: [(&'static str, bool); 18] = [
+    let checks: [(&'static str, bool); 20] = [
         (
             "server.listen",
             a.udp_listen != b.udp_listen || a.tcp_listen != b.tcp_listen,
@@ -179,6 +186,11 @@ pub fn fixed_changes(old: &Loaded, new: &Loaded) -> Vec<&'static str> {
         ),
         ("admin", old.admin != new.admin),
         ("issuer", fa.issuer != fb.issuer),
+        ("cluster.nodes", fa.cluster.nodes != fb.cluster.nodes),
+        (
+            "cluster.nonce_key_file",
+            fa.cluster.nonce_key_file != fb.cluster.nonce_key_file,
+        ),
     ];
     checks
         .into_iter()

@@ -38,7 +38,7 @@
 //!   (the soft limit is a preference, `limits.max_allocations` is the hard
 //!   one) and a draining node answers 403 Forbidden.
 //! - A server cannot tell that a request follows a redirect (the client
-//!   reuses its credentials with a fresh transaction and nonce). RFC 8489
+//!   reuses its credentials with a fresh transaction). RFC 8489
 //!   §10 puts the loop rule on the client: "If the client has been
 //!   redirected to a server to which it has already sent this request within
 //!   the last five minutes, it MUST ignore the redirection and consider the
@@ -46,6 +46,13 @@
 //!   rotation means a client is sent to each other node at most once per
 //!   pass. Size soft limits so the fleet is never over them everywhere at
 //!   once: a redirect spreads load, it is not admission control.
+//!
+//! # The nonce may travel with the client
+//! libwebrtc (Chromium, Safari) copies REALM and NONCE into the Allocate it
+//! sends the alternate, and treats a 438 to that Allocate as final. The
+//! nonce is stateless (`proto::auth::nonce`: an HMAC of time and client IP),
+//! so nodes that share the key (`cluster.nonce_key_file`) accept each
+//! other's nonces and such clients land; with a key per node they do not.
 
 use std::net::SocketAddr;
 

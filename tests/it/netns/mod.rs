@@ -10,6 +10,7 @@
 //! Each test names its namespaces `{prefix}{PID}…` with its own prefix, so
 //! both run at once in this one test process.
 
+mod browser_alternate;
 mod client;
 mod namespace;
 mod nat;

@@ -117,6 +117,33 @@ pub(crate) fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send
     .expect("thread in namespace panicked")
 }
 
+/// Interface `d0` in `ns`, up, with `addrs` ("IP/PREFIX"): a dummy
+/// interface, or a veth whose peer stays in the namespace when there is no
+/// dummy driver.
+pub(crate) fn add_d0(ns: &str, addrs: &[&str]) {
+    let dummy = Command::new("ip")
+        .args(["-n", ns, "link", "add", "d0", "type", "dummy"])
+        .output()
+        .expect("run ip");
+    if !dummy.status.success() {
+        eprintln!(
+            "{ns}: no dummy interface ({}), using a veth pair inside the namespace",
+            String::from_utf8_lossy(&dummy.stderr).trim()
+        );
+        run(
+            "ip",
+            &[
+                "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d0peer",
+            ],
+        );
+        run("ip", &["-n", ns, "link", "set", "d0peer", "up"]);
+    }
+    run("ip", &["-n", ns, "link", "set", "d0", "up"]);
+    for addr in addrs {
+        run("ip", &["-n", ns, "addr", "add", addr, "dev", "d0"]);
+    }
+}
+
 /// Runs a command, panicking with its stderr if it fails.
 pub(crate) fn run(cmd: &str, args: &[&str]) {
     output(cmd, args);
@@ -151,6 +178,17 @@ impl Tern {
     /// Starts `tern ARGS` in namespace `ns` and returns once each of
     /// `listeners` answers a STUN Binding from inside the namespace.
     pub(crate) fn start_in(ns: &str, args: &[&str], listeners: &[SocketAddr]) -> Self {
+        // Two terns may share a namespace: no admin listener on 9641.
+        Self::start_in_with_admin(ns, args, listeners, "")
+    }
+
+    /// [`Tern::start_in`] with the admin listener at `admin` ("" = off).
+    pub(crate) fn start_in_with_admin(
+        ns: &str,
+        args: &[&str],
+        listeners: &[SocketAddr],
+        admin: &str,
+    ) -> Self {
         let log = tempfile::NamedTempFile::new().expect("temp file");
         let mut cmd = Command::new("ip");
         // SAFETY: prctl is async-signal-safe. If the test process is killed
@@ -167,8 +205,7 @@ impl Tern {
         let child = cmd
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_tern")])
             .args(args)
-            // Two terns may share a namespace: no admin listener on 9641.
-            .args(["--admin-listen", ""])
+            .args(["--admin-listen", admin])
             .stdout(log.reopen().expect("log file"))
             .stderr(log.reopen().expect("log file"))
             .spawn()

@@ -57,7 +57,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::client::{Delivery, TurnClient};
-use super::namespace::{Netns, Tern, may_run, remove_stale_namespaces, run, tcp_in, udp_in};
+use super::namespace::{Netns, Tern, add_d0, may_run, remove_stale_namespaces, tcp_in, udp_in};
 use super::{PASS, TERN_IP, USER};
 
 /// The tern with the default peer policy.
@@ -254,30 +254,9 @@ fn server(port: u16) -> SocketAddr {
     SocketAddr::from((TERN_IP, port))
 }
 
-/// `d0` with every address of [`IFACE_ADDRS`]: a dummy interface, or a veth
-/// whose peer stays in the namespace when there is no dummy driver.
+/// `d0` with every address of [`IFACE_ADDRS`].
 fn add_interface(ns: &str) {
-    let dummy = std::process::Command::new("ip")
-        .args(["-n", ns, "link", "add", "d0", "type", "dummy"])
-        .output()
-        .expect("run ip");
-    if !dummy.status.success() {
-        eprintln!(
-            "security_netns: no dummy interface ({}), using a veth pair inside the namespace",
-            String::from_utf8_lossy(&dummy.stderr).trim()
-        );
-        run(
-            "ip",
-            &[
-                "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d0peer",
-            ],
-        );
-        run("ip", &["-n", ns, "link", "set", "d0peer", "up"]);
-    }
-    run("ip", &["-n", ns, "link", "set", "d0", "up"]);
-    for addr in IFACE_ADDRS {
-        run("ip", &["-n", ns, "addr", "add", addr, "dev", "d0"]);
-    }
+    add_d0(ns, IFACE_ADDRS);
 }
 
 /// A UDP socket at `ip`:[`PEER_PORT`] inside the namespace.
