@@ -1,7 +1,7 @@
 //! Picking a node of the fleet (`[[cluster.nodes]]`) for each credential.
 //!
 //! # What the issuer knows
-//! A background task on the issuer's own runtime ([`poll::run`]) reads every
+//! A background task on the issuer's own runtime (`poll::run`) reads every
 //! node's admin `GET /status` about once a second, all nodes at once, each
 //! read bounded by [`FETCH_TIMEOUT`]. A request never waits on a node: it
 //! reads the last view, under a short lock.
@@ -28,8 +28,6 @@
 //! It is honoured when that node is usable; otherwise the pick above
 //! applies and the answer's `node` says which one it is. A hint is a
 //! preference, never a reason to fail.
-//!
-//! [`poll::run`]: super::poll::run
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
