@@ -22,6 +22,16 @@
 //!   that already found a full batch (the worker is busy; the next poll
 //!   returns at once).
 //!
+//! Off by default (`server.coalesce_us = 0`): measured with the
+//! scheduler's exact run time (BENCHMARKS.md, 2026-11-30), the wait — a
+//! `nanosleep`, itself a timer interrupt and a wakeup — cost more server
+//! CPU per datagram than the epoll wakeups it saved (e.g. 100k paced
+//! datagrams/s over 100 flows: 5.8–6.0 µs per datagram with a 200 µs cap
+//! against 4.7–5.5 µs without) and added 50–70 µs of p50 latency. A busy
+//! worker batches anyway: its `epoll_wait` returns at once with every
+//! socket that filled while it worked. The mechanism stays for hosts where
+//! an operator measures otherwise.
+//!
 //! Pure arithmetic over times handed in (no clock here), so it is tested
 //! in virtual time.
 
