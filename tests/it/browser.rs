@@ -107,15 +107,44 @@ impl Drop for Browser {
     }
 }
 
-/// Starts headless Chromium on `url` with a throwaway profile; its output
-/// goes to `log`.
-fn launch(chromium: &Path, profile: &Path, log: &Path, url: &str) -> Browser {
-    launch_in(None, chromium, profile, log, url)
+/// Opens `url` in headless Chromium (inside network namespace `netns`
+/// when given, with a throwaway profile under `dir`) and returns what the
+/// page posted back on `results` within `timeout`. Fails, with Chromium's
+/// log, when the page posts nothing or reports an `error`.
+pub(crate) fn page_result(
+    netns: Option<&str>,
+    chromium: &Path,
+    dir: &Path,
+    url: &str,
+    results: &mpsc::Receiver<Vec<u8>>,
+    timeout: Duration,
+) -> Value {
+    let log = dir.join("chromium.log");
+    let browser = launch_in(netns, chromium, &dir.join("profile"), &log, url);
+    let got = results.recv_timeout(timeout);
+    drop(browser); // kill chromium whatever happened
+    let chromium_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let body = got.unwrap_or_else(|_| {
+        panic!(
+            "no result from the page within {timeout:?}\n--- chromium ---\n{}",
+            chromium_log()
+        )
+    });
+    let result: Value = serde_json::from_slice(&body).unwrap();
+    eprintln!("page result: {result}");
+    assert!(
+        result.get("error").is_none(),
+        "the page failed: {}\n--- chromium ---\n{}",
+        result["error"],
+        chromium_log()
+    );
+    result
 }
 
-/// [`launch`], inside network namespace `netns` when given (`ip netns
-/// exec` execs Chromium, so the process group is still Chromium's).
-pub(crate) fn launch_in(
+/// Starts headless Chromium on `url` with a throwaway profile, inside
+/// network namespace `netns` when given (`ip netns exec` execs Chromium, so
+/// the process group is still Chromium's); its output goes to `log`.
+fn launch_in(
     netns: Option<&str>,
     chromium: &Path,
     profile: &Path,
@@ -176,25 +205,7 @@ fn chromium_relays_data_channels_through_tern_over_udp_and_tcp() {
     let issuer_http = HttpServer::start(Box::new(move |req| issuer.handle(&req, unix_now())));
     let url = format!("{}/?issuer={}&token={TOKEN}", page.url(), issuer_http.url());
 
-    let log = dir.path().join("chromium.log");
-    let browser = launch(&chromium, &dir.path().join("profile"), &log, &url);
-    let got = rx.recv_timeout(RESULT_TIMEOUT);
-    drop(browser); // kill chromium whatever happened
-    let chromium_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let body = got.unwrap_or_else(|_| {
-        panic!(
-            "no result from the page within {RESULT_TIMEOUT:?}\n--- chromium ---\n{}",
-            chromium_log()
-        )
-    });
-    let result: Value = serde_json::from_slice(&body).unwrap();
-    eprintln!("page result: {result}");
-    assert!(
-        result.get("error").is_none(),
-        "the page failed: {}\n--- chromium ---\n{}",
-        result["error"],
-        chromium_log()
-    );
+    let result = page_result(None, &chromium, dir.path(), &url, &rx, RESULT_TIMEOUT);
     for transport in ["udp", "tcp"] {
         check_run(&result[transport], transport, &server);
     }

@@ -199,25 +199,13 @@ fn chromium_follows_try_alternate_from_a_draining_node() {
         "{}/?issuer=http://{ISSUER_A}&token={TOKEN}&transports=udp",
         page.url()
     );
-    let log = dir.path().join("chromium.log");
-    let profile = dir.path().join("profile");
-    let browser = crate::browser::launch_in(Some(&cli.name), &chromium, &profile, &log, &url);
-    let got = rx.recv_timeout(Duration::from_secs(40));
-    drop(browser);
-    let chromium_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let body = got.unwrap_or_else(|_| {
-        panic!(
-            "no result from the page\n--- chromium ---\n{}",
-            chromium_log()
-        )
-    });
-    let result: Value = serde_json::from_slice(&body).unwrap();
-    eprintln!("page result: {result}");
-    assert!(
-        result.get("error").is_none(),
-        "the page failed: {}\n--- chromium ---\n{}",
-        result["error"],
-        chromium_log()
+    let result = crate::browser::page_result(
+        Some(&cli.name),
+        &chromium,
+        dir.path(),
+        &url,
+        &rx,
+        Duration::from_secs(40),
     );
     check_pair(&result["udp"]);
     // A's own allocation is still there after all of it.
