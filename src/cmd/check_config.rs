@@ -19,8 +19,20 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let log_format = cli.log_format.unwrap_or(file.log.format);
     // The nonce key does not matter for a check; the rest of the host
     // (interface detection, certificate files) is the one serve would see.
+    let (issuer, cluster) = (file.issuer.clone(), file.cluster.clone());
     let settings = file.resolve(&overrides, &SystemHost::with_nonce_key([0; 32]))?;
+    // `[issuer]` and `[[cluster.nodes]]` resolve apart from `Settings` (the
+    // admin runtime serves them); serve refuses to start on their errors,
+    // so the check must too.
+    let issuer = crate::issuer::resolve(&issuer, &cluster, &origin, &settings)?;
     print!("{}", summary(&origin, &settings, auto));
+    match &issuer {
+        Some(i) if !i.nodes.is_empty() => {
+            println!("  issuer:     on, {} cluster node(s)", i.nodes.len());
+        }
+        Some(_) => println!("  issuer:     on"),
+        None => println!("  issuer:     off"),
+    }
     let log_format = match log_format {
         LogFormat::Text => "text",
         LogFormat::Json => "json",

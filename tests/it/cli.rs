@@ -66,6 +66,32 @@ fn check_config_rejects_a_bad_file_naming_file_and_key() {
     );
 }
 
+/// `[[cluster.nodes]]` errors fail the check as they fail `tern serve`,
+/// naming the file, the key and what was expected.
+#[test]
+fn check_config_checks_the_issuers_cluster_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.toml");
+    let node = |admin: &str| {
+        format!(
+            "[[cluster.nodes]]\nname = \"b\"\nurls = [\"turn:turn-b.example.com:3478\"]\nadmin = \"{admin}\"\n"
+        )
+    };
+    std::fs::write(&path, node("http://10.0.0.2:9641")).unwrap();
+    let out = tern(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    std::fs::write(&path, node("http://turn-b:9641")).unwrap();
+    let out = tern(&["check-config", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("fleet.toml: cluster.nodes[0].admin:")
+            && stderr.contains("\"http://IP:PORT\""),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_config_names_a_bad_flag() {
     let out = tern(&["check-config", "--relay-ports", "5-1"]);
