@@ -159,6 +159,11 @@ fn kustomizations_list_their_manifests_and_build() {
     let copy = tmp.path().join("deploy");
     copy_dir(deploy, &copy);
     std::fs::write(copy.join("kubernetes/rest_secrets"), "test-secret\n").unwrap();
+    std::fs::write(
+        copy.join("kubernetes/nonce_key"),
+        "test-nonce-key-of-some-length\n",
+    )
+    .unwrap();
     let dash = copy.join("grafana/tern.json");
     if !dash.exists() {
         std::fs::write(dash, "{}").unwrap();
@@ -206,6 +211,8 @@ fn mounted_configs_pass_check_config() {
     let tmp = tempfile::tempdir().unwrap();
     let secret = tmp.path().join("rest_secrets");
     std::fs::write(&secret, "test-secret\n").unwrap();
+    let nonce_key = tmp.path().join("nonce_key");
+    std::fs::write(&nonce_key, "test-nonce-key-of-some-length\n").unwrap();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (crt, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
     std::fs::write(&crt, ck.cert.pem()).unwrap();
@@ -213,6 +220,7 @@ fn mounted_configs_pass_check_config() {
     // Where the pods mount the Secrets → the files made above.
     let mounts = [
         ("/etc/tern/secrets/rest_secrets", &secret),
+        ("/etc/tern/secrets/nonce_key", &nonce_key),
         ("/etc/tern/tls/tls.crt", &crt),
         ("/etc/tern/tls/tls.key", &key),
     ];
