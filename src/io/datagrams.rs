@@ -71,16 +71,9 @@ impl Worker {
                 let peer = bufs.meta[k].addr;
                 if let Some((frame, payload)) = bufs.single(k) {
                     w.handled += 1;
-                    let len = payload.len() as u64;
-                    match w.server.handle_peer(now, id, peer, frame, payload) {
-                        PeerAction::Forward { to, bytes } => {
-                            w.ops.bytes_to_client += len;
-                            if let Some(b) = frame.get(bytes) {
-                                w.forward_to_client(&to, b);
-                            }
-                        }
-                        PeerAction::Dropped(reason) => record_drop(&w.ops.metrics, reason),
-                    }
+                    let len = payload.len();
+                    let action = w.server.handle_peer(now, id, peer, frame, payload);
+                    w.peer_action(action, frame, len);
                     continue;
                 }
                 for d in bufs.datagrams(k) {
@@ -100,17 +93,24 @@ impl Worker {
             return;
         };
         dst.copy_from_slice(d);
-        match self
+        let action = self
             .server
-            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end)
-        {
+            .handle_peer(now, id, peer, &mut self.scratch, HEADROOM..end);
+        let scratch = std::mem::take(&mut self.scratch);
+        self.peer_action(action, &scratch, d.len());
+        self.scratch = scratch;
+    }
+
+    /// What the core decided for a peer datagram of `len` payload bytes:
+    /// the framed bytes in `frame` go to the client, or the drop is counted.
+    #[inline]
+    fn peer_action(&mut self, action: PeerAction, frame: &[u8], len: usize) {
+        match action {
             PeerAction::Forward { to, bytes } => {
-                self.ops.bytes_to_client += d.len() as u64;
-                let scratch = std::mem::take(&mut self.scratch);
-                if let Some(b) = scratch.get(bytes) {
+                self.ops.bytes_to_client += len as u64;
+                if let Some(b) = frame.get(bytes) {
                     self.forward_to_client(&to, b);
                 }
-                self.scratch = scratch;
             }
             PeerAction::Dropped(reason) => record_drop(&self.ops.metrics, reason),
         }
@@ -124,7 +124,7 @@ impl Worker {
     /// address, through its own permissions. Relays on other workers (or
     /// other servers) go through the kernel as before.
     fn relay_inside(&mut self, from: RelayId, to: SocketAddr, bytes: &[u8]) -> bool {
-        let Some(&(slot, _)) = self.relay_addrs.get(&to) else {
+        let Some(&slot) = self.relay_addrs.get(&to) else {
             return false;
         };
         let src = self

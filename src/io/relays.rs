@@ -90,10 +90,8 @@ impl Worker {
             tracing::warn!(error = %e, "cannot register a relay socket; answering 508");
             BindError::NoSocket
         })?;
-        for (fam, addr) in local.iter().enumerate() {
-            if let Some(a) = addr {
-                self.relay_addrs.insert(*a, (relay.slot, fam == 1));
-            }
+        for a in local.iter().flatten() {
+            self.relay_addrs.insert(*a, relay.slot);
         }
         self.relays.insert_at(
             relay.slot as usize,

@@ -106,9 +106,9 @@ pub(crate) struct Worker {
     pub(super) stream_listeners: Vec<(TcpListener, SocketAddr, ListenerKind)>,
     /// Relay sockets under the core's `RelayId::slot`.
     pub(super) relays: Slots<RelaySock>,
-    /// This worker's relay sockets by local address: a datagram relayed to
-    /// one of them is handed over inside the worker (`relay_inside`).
-    pub(super) relay_addrs: crate::proto::hash::Map<SocketAddr, (u32, bool)>,
+    /// This worker's relay slots by their sockets' local addresses: a
+    /// datagram relayed to one of them is handed over inside the worker (`relay_inside`).
+    pub(super) relay_addrs: crate::proto::hash::Map<SocketAddr, u32>,
     pub(super) conns: Slots<Conn>,
     pub(super) conn_by_client: HashMap<SocketAddr, usize>,
     /// Scratch for one peer datagram with headroom for the header the core writes.
