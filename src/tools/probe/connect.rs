@@ -154,9 +154,10 @@ fn roots(trust: &TlsTrust) -> Result<RootCertStore, String> {
 }
 
 /// `--insecure`: accepts any certificate (signatures are still checked, so
-/// the handshake itself is sound; the server's identity is not).
+/// the handshake itself is sound; the server's identity is not). Public
+/// for the tests' TLS clients, which talk to self-signed servers.
 #[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
+pub struct NoVerification(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoVerification {
     fn verify_server_cert(
